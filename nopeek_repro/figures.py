@@ -1,0 +1,130 @@
+"""Figures: data in, matplotlib Figure out (the figures notebook saves them as PNG).
+
+a. :func:`tradeoff` - test accuracy against decoder reconstruction error (the paper's
+   privacy-utility figure), for the NoPeek sweep, the uniform-noise sweep and the baseline.
+b. :func:`reconstruction_grid` - the same held-out digits, original and reconstructed per run.
+c. :func:`leakage_vs_alpha` - leakage DCOR(X, Z) (both estimators) and accuracy against alpha_dcor.
+d. :func:`training_curves` - test accuracy and test DCOR per epoch.
+
+Points are means over seeds; error bars are one standard deviation over seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+COLOURS = {"none": "#222222", "nopeek": "#1f77b4", "noise": "#d62728"}
+LABELS = {"none": "baseline (no defence)", "nopeek": "NoPeek (alpha_dcor sweep)", "noise": "uniform noise (b sweep)"}
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 120, "axes.titleweight": "bold"})
+
+
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any) -> tuple[Figure, Any]:
+    """A Figure outside pyplot's registry: no implicit display in notebooks, nothing to close."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def tradeoff(agg: pd.DataFrame, chance: float | None = None) -> Figure:
+    """Accuracy vs reconstruction MSE; ``agg`` is :func:`nopeek_repro.summary.aggregate` output."""
+    _style()
+    fig, ax = _figure(1, 1, (7, 4.8))
+    for defence in ("none", "nopeek", "noise"):
+        d = agg[agg.defence == defence].sort_values(["alpha_dcor", "noise"])
+        if d.empty:
+            continue
+        ax.errorbar(
+            d.recon_mse, d.test_accuracy, xerr=d.recon_mse_std, yerr=d.test_accuracy_std,
+            fmt="*" if defence == "none" else "o-", ms=14 if defence == "none" else 6, capsize=3,
+            color=COLOURS[defence], label=LABELS[defence],
+        )
+        for _, r in d.iterrows():
+            if defence != "none":
+                text = f"a={r.alpha_dcor:g}" if defence == "nopeek" else f"b={r.noise:g}"
+                ax.annotate(text, (r.recon_mse, r.test_accuracy), textcoords="offset points", xytext=(5, 4),
+                            fontsize=8, color=COLOURS[defence])
+    if chance is not None:
+        ax.axhline(chance, ls=":", color="grey", lw=1)
+        ax.annotate("chance", (ax.get_xlim()[0], chance), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("decoder reconstruction MSE on held-out images, log scale (higher = more private)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Privacy-utility trade-off")
+    ax.legend(loc="lower left", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def reconstruction_grid(originals: np.ndarray, recons: dict[str, np.ndarray], k: int = 8,
+                        title: str = "Decoder reconstructions of held-out digits (first seed of each model)") -> Figure:
+    """Rows: the original test digits, then each run's reconstructions of the same digits."""
+    _style()
+    rows = [("original", originals[:k]), *((name, r[:k]) for name, r in recons.items())]
+    k = min(k, len(originals))
+    fig, axes = _figure(len(rows), k, (0.9 * k + 1.4, 0.9 * len(rows) + 0.4), squeeze=False)
+    for i, (name, imgs) in enumerate(rows):
+        for j in range(k):
+            ax = axes[i, j]
+            ax.imshow(imgs[j], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def leakage_vs_alpha(agg: pd.DataFrame) -> Figure:
+    """Leakage (both estimators) and test accuracy against alpha_dcor (log axis)."""
+    _style()
+    nop = agg[agg.defence == "nopeek"].sort_values("alpha_dcor")
+    base = agg[agg.defence == "none"]
+    fig, (ax1, ax2) = _figure(1, 2, (10, 4))
+    for col, label, marker in (("leakage_dcor", "DCOR (V-statistic, paper)", "o"),
+                               ("leakage_dcor_unbiased", "dCor$^2$ bias-corrected (U-statistic)", "s")):
+        line = ax1.errorbar(nop.alpha_dcor, nop[col], yerr=nop[f"{col}_std"], fmt=f"{marker}-", capsize=3, label=label)
+        if not base.empty:
+            ax1.axhline(float(base[col].iloc[0]), ls="--", color=line[0].get_color(), lw=1)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("alpha_dcor")
+    ax1.set_ylabel("leakage on the test set")
+    ax1.set_title("Leakage DCOR(X, Z)")
+    ax1.legend(fontsize=8, title="dashed: baseline", title_fontsize=8)
+    ax2.errorbar(nop.alpha_dcor, nop.test_accuracy, yerr=nop.test_accuracy_std, fmt="o-", capsize=3, color=COLOURS["nopeek"])
+    if not base.empty:
+        ax2.axhline(float(base.test_accuracy.iloc[0]), ls="--", color=COLOURS["none"], lw=1, label="baseline")
+        ax2.legend(fontsize=8)
+    ax2.set_xscale("log")
+    ax2.set_xlabel("alpha_dcor")
+    ax2.set_ylabel("test accuracy")
+    ax2.set_title("Accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: pd.DataFrame) -> Figure:
+    """Per-epoch test accuracy and test DCOR, one line per run and seed; ``histories`` has columns run, seed, epoch, ..."""
+    _style()
+    fig, (ax1, ax2) = _figure(1, 2, (10, 4))
+    order = list(dict.fromkeys(histories.run))
+    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
+    if "baseline" in palette:
+        palette["baseline"] = COLOURS["none"]
+    for ax, col, title in ((ax1, "test_accuracy", "Test accuracy"), (ax2, "test_dcor", "Test DCOR(X, Z) (V-statistic)")):
+        # one thin line per seed: seeds can end in different regimes, which a mean +- sd band would hide
+        sns.lineplot(data=histories, x="epoch", y=col, hue="run", hue_order=order, palette=palette, units="seed",
+                     estimator=None, marker="o", lw=1.2, ms=4, ax=ax, legend=ax is ax2)
+        ax.set_title(title)
+    ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig

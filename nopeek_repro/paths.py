@@ -1,0 +1,100 @@
+"""Every path of the kit, from the repository root.
+
+The root is found the same way under DVC, papermill, nbval and a hand-started Jupyter: the
+``NOPEEK_ROOT`` environment variable, else DVC's ``DVC_ROOT``, else the first folder at or above
+the current directory that holds both ``dvc.yaml`` and ``params.yaml``. Layout::
+
+    data/                       raw data, tracked by data.dvc (nothing else writes here)
+    results/prepared/           the seeded train/test split (prepare stage)
+    results/models/<run>/       trained client/server weights and per-epoch history, per seed
+    results/attacks/<run>/      decoder-attack metrics and example reconstructions
+    results/metrics/            small JSON metrics files (``dvc metrics show``)
+    results/plots/              CSV files behind ``dvc plots show``
+    results/notebooks/          the executed notebooks
+    results/summary.csv         one row per trained model and seed
+    figures/                    the PNG figures the README shows
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA_FILE = "mnist_5k.csv.gz"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root (see module docstring); raises if none is found."""
+    for var in ("NOPEEK_ROOT", "DVC_ROOT"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file() and (folder / "params.yaml").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"no nopeek-repro checkout at or above {here}: expected dvc.yaml and params.yaml; "
+        "run from inside the repository or set NOPEEK_ROOT"
+    )
+
+
+def resolve(path: str | Path, root: Path | None = None) -> Path:
+    """An absolute path: relative paths are taken from the repository root."""
+    p = Path(path)
+    return p if p.is_absolute() else (root or find_root()) / p
+
+
+def data_dir(root: Path | None = None) -> Path:
+    return (root or find_root()) / "data"
+
+
+def results_dir(root: Path | None = None) -> Path:
+    return (root or find_root()) / "results"
+
+
+def figures_dir(root: Path | None = None) -> Path:
+    return (root or find_root()) / "figures"
+
+
+def notebooks_dir(root: Path | None = None) -> Path:
+    return (root or find_root()) / "notebooks"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a stage's files live (see :mod:`nopeek_repro.paths` for the tree)."""
+
+    results: Path
+    figures: Path
+
+    @property
+    def prepared(self) -> Path:
+        return self.results / "prepared" / "split.npz"
+
+    def model_dir(self, run: str) -> Path:
+        return self.results / "models" / run
+
+    def attack_dir(self, run: str) -> Path:
+        return self.results / "attacks" / run
+
+    def train_metrics(self, run: str) -> Path:
+        return self.results / "metrics" / f"train-{run}.json"
+
+    def attack_metrics(self, run: str) -> Path:
+        return self.results / "metrics" / f"attack-{run}.json"
+
+    def history(self, run: str) -> Path:
+        return self.results / "plots" / f"history-{run}.csv"
+
+    @property
+    def summary(self) -> Path:
+        return self.results / "summary.csv"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.results / "summary.md"
+
+    @property
+    def tradeoff_plot(self) -> Path:
+        return self.results / "tradeoff.csv"

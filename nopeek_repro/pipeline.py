@@ -1,0 +1,250 @@
+"""Run one pipeline stage: validate ``params.yaml``, then execute its notebook with papermill.
+
+``dvc.yaml`` calls every stage the same way::
+
+    python -m nopeek_repro.pipeline STAGE [ITEM]
+
+The runner (1) reads and validates the whole ``params.yaml`` and stops with one clear message and
+exit code 2 on a bad value, before any kernel starts; (2) builds the notebook's parameters as real
+Python values (lists and booleans stay lists and booleans); (3) reads the jupytext source
+``notebooks/NN_name.py``; (4) executes it with papermill in the project's Jupyter kernel,
+writing ``results/notebooks/STAGE[-ITEM].ipynb`` without run-to-run timing metadata; (5) if the
+notebook fails, removes the stage's half-written outputs and exits 1 with the notebook's error.
+
+``python -m nopeek_repro.pipeline refresh-notebooks`` re-executes every notebook at its own smoke
+defaults and saves it as ``notebooks/NN_name.ipynb``: those are the reference notebooks that nbval
+checks and that readers open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from . import paths
+from .config import Params, ParamsError, load
+from .defences import RunSpec, all_runs
+from .paths import Layout
+
+log = logging.getLogger("nopeek_repro.pipeline")
+KERNEL = "nopeek-repro"
+
+
+@dataclass(frozen=True)
+class Stage:
+    notebook: str
+    parameters: Callable[[Params, str | None], dict[str, Any]]
+    outputs: Callable[[Layout, Params, str | None], list[Path]]
+    item_kind: str | None = None  # what ITEM means, or None when the stage takes none
+
+
+def _train_common(p: Params) -> dict[str, Any]:
+    t = p.train
+    return dict(seeds=list(t.seeds), epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, alpha_task=t.alpha_task,
+                threads=t.threads, cut_layer=p.model.cut_layer, block_size=p.leakage.block_size, results="results")
+
+
+def _spec(stage: str, item: str | None) -> RunSpec:
+    if stage.endswith("baseline"):
+        return RunSpec()
+    value = _number(item, "alpha_dcor" if stage.endswith("nopeek") else "noise")
+    return RunSpec("nopeek", alpha_dcor=value) if stage.endswith("nopeek") else RunSpec("noise", noise=value)
+
+
+def _number(item: str | None, name: str) -> float:
+    try:
+        return float(item)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ParamsError(f"stage item: {name} must be a number, got {item!r}") from None
+
+
+def _train_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
+    def build(p: Params, item: str | None) -> dict[str, Any]:
+        spec = _spec(stage, item)
+        extra = {} if stage == "train_baseline" else dict(defence=spec.defence, alpha_dcor=spec.alpha_dcor, noise=spec.noise)
+        return {**extra, **_train_common(p)}
+    return build
+
+
+def _train_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Path]]:
+    def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
+        name = _spec(stage, item).name
+        return [layout.model_dir(name), layout.train_metrics(name), layout.history(name)]
+    return outs
+
+
+def _attack_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
+    def build(p: Params, item: str | None) -> dict[str, Any]:
+        a = p.attack
+        return dict(runs=[_spec(stage, item).name], leak_fraction=a.leak_fraction, epochs=a.epochs,
+                    batch_size=a.batch_size, lr=a.lr, n_examples=a.n_examples, seeds=list(p.train.seeds),
+                    threads=p.train.threads, results="results")
+    return build
+
+
+def _attack_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Path]]:
+    def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
+        name = _spec(stage, item).name
+        return [layout.attack_dir(name), layout.attack_metrics(name)]
+    return outs
+
+
+def runs_of(p: Params) -> list[RunSpec]:
+    """Every trained model of the pipeline: baseline, NoPeek sweep, noise sweep."""
+    return all_runs(list(p.nopeek.alpha_dcor), list(p.noise.scale))
+
+
+STAGES: dict[str, Stage] = {
+    "prepare": Stage(
+        "01_prepare_data",
+        lambda p, _: dict(dataset=p.data.dataset, test_fraction=p.data.test_fraction, split_seed=p.data.split_seed,
+                          n_train=p.data.n_train, n_test=p.data.n_test, results="results"),
+        lambda layout, p, _: [layout.prepared.parent],
+    ),
+    "train_baseline": Stage("02_train_baseline", _train_params("train_baseline"), _train_outputs("train_baseline")),
+    "train_nopeek": Stage("03_train_nopeek", _train_params("train_nopeek"), _train_outputs("train_nopeek"), "alpha_dcor"),
+    "train_noise": Stage("03_train_nopeek", _train_params("train_noise"), _train_outputs("train_noise"), "noise"),
+    "attack_baseline": Stage("04_attack", _attack_params("attack_baseline"), _attack_outputs("attack_baseline")),
+    "attack_nopeek": Stage("04_attack", _attack_params("attack_nopeek"), _attack_outputs("attack_nopeek"), "alpha_dcor"),
+    "attack_noise": Stage("04_attack", _attack_params("attack_noise"), _attack_outputs("attack_noise"), "noise"),
+    "figures": Stage(
+        "05_figures",
+        lambda p, _: dict(runs=[r.name for r in runs_of(p)], results="results", figures_dir="figures"),
+        lambda layout, p, _: [layout.figures, layout.summary, layout.summary_md, layout.tradeoff_plot],
+    ),
+}
+
+
+def notebook_source(name: str, root: Path | None = None) -> Path:
+    return paths.notebooks_dir(root) / f"{name}.py"
+
+
+def read_notebook(source: Path) -> Any:
+    """A jupytext percent script as an nbformat notebook with the project's kernel."""
+    import jupytext
+
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {"name": kernel_name(), "display_name": "Python (nopeek-repro)", "language": "python"}
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def kernel_name() -> str:
+    """The project's registered kernel, or this interpreter's own when it is not registered."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if KERNEL in KernelSpecManager().find_kernel_specs():
+        return KERNEL
+    log.warning("Jupyter kernel %r is not registered (run `make setup`); using this interpreter's python3", KERNEL)
+    return "python3"
+
+
+def strip_volatile(nb_path: Path) -> None:
+    """Remove papermill's timing metadata so an executed notebook is byte-stable across runs."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    pm = nb.metadata.get("papermill", {})
+    for key in ("start_time", "end_time", "duration", "exception", "input_path", "output_path"):
+        pm.pop(key, None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for key in ("start_time", "end_time", "duration", "exception", "status"):
+            cell.metadata.get("papermill", {}).pop(key, None)
+    nbformat.write(nb, nb_path)
+
+
+def execute(source: Path, output: Path, parameters: dict[str, Any] | None, cwd: Path, log_output: bool = True) -> None:
+    """Execute a jupytext notebook with papermill into ``output`` (parameters as Python values)."""
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        read_notebook(source), str(output), parameters=parameters or {}, kernel_name=kernel_name(),
+        cwd=str(cwd), log_output=log_output, progress_bar=False, report_mode=False,
+    )
+    strip_volatile(output)
+
+
+def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> Path:
+    """Validate params, execute the stage's notebook; clean up on failure. Returns the executed notebook."""
+    root = root or paths.find_root()
+    if stage not in STAGES:
+        raise ParamsError(f"stage {stage!r} is unknown; stages are: {', '.join(STAGES)}")
+    spec = STAGES[stage]
+    if (spec.item_kind is None) != (item is None):
+        raise ParamsError(f"stage {stage} takes {'no item' if spec.item_kind is None else 'one item (' + spec.item_kind + ')'}")
+    params = load(root / "params.yaml")
+    parameters = spec.parameters(params, item)
+    layout = Layout(root / "results", root / "figures")
+    output = root / "results" / "notebooks" / (f"{stage}-{item}.ipynb" if item is not None else f"{stage}.ipynb")
+    try:
+        execute(notebook_source(spec.notebook, root), output, parameters, cwd=root)
+    except BaseException:
+        for out in spec.outputs(layout, params, item):
+            if out.is_dir():
+                shutil.rmtree(out, ignore_errors=True)
+            elif out.exists():
+                out.unlink()
+        raise
+    return output
+
+
+def refresh_notebooks(root: Path | None = None) -> list[Path]:
+    """Re-execute every notebook at its smoke defaults into ``notebooks/NN_name.ipynb`` (nbval's references)."""
+    root = root or paths.find_root()
+    written = []
+    for source in sorted(paths.notebooks_dir(root).glob("[0-9][0-9]_*.py")):
+        target = source.with_suffix(".ipynb")
+        execute(source, target, None, cwd=root, log_output=False)
+        _clean_reference(target)
+        written.append(target)
+    return written
+
+
+def _clean_reference(nb_path: Path) -> None:
+    """Reference notebooks keep outputs but no papermill metadata; jupytext pairs them with the .py."""
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, nb_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nopeek_repro.pipeline", description=__doc__.splitlines()[0])
+    ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}, or refresh-notebooks")
+    ap.add_argument("item", nargs="?", help="the sweep value for train_/attack_ nopeek (alpha_dcor) and noise (b)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.stage == "refresh-notebooks":
+            for p in refresh_notebooks():
+                print(p)
+        else:
+            print(run_stage(args.stage, args.item))
+    except (ParamsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # papermill's PapermillExecutionError and friends
+        name = getattr(err, "ename", type(err).__name__)
+        value = getattr(err, "evalue", str(err))
+        print(f"error: stage {args.stage} failed: {name}: {value}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["STAGES", "refresh_notebooks", "run_stage", "runs_of"]

@@ -1,0 +1,141 @@
+"""The split-learning protocol: two parties, and the only tensors that cross between them.
+
+One training step::
+
+    z  = client.forward(x)        # client -> server: cut-layer activations (a plain tensor)
+    dz = server.train_step(z, y)  # server -> client: dL/dz (a plain tensor); server updates itself
+    client.backward(dz)           # client updates with dz and, for NoPeek, its own DCOR term
+
+The server's loss is ``alpha_task * CE(server(z), y)``. The client's update follows
+``alpha_task * dCE/dz`` (from the server) plus ``alpha_dcor * dDCOR(X, Z)/dtheta``, computed where
+the raw data lives; together they are the gradient of the NoPeek objective
+``alpha_dcor * DCOR(X, Z) + alpha_task * CE``. Only detached copies cross the boundary, so the
+two objects could run in different processes.
+
+The uniform-noise defence lives on the client too: it adds U(-b, b) to what it sends, in training
+and at test time. The attacker (an honest-but-curious server) only ever sees the sent tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .dcor import distance_correlation
+
+
+def _send(t: Tensor) -> Tensor:
+    """What crosses the wire: a detached copy with no autograd history."""
+    return t.detach().clone()
+
+
+@dataclass
+class ClientStep:
+    dcor: float  # DCOR(X, Z) of the batch (V-statistic), before any noise
+
+
+class Client:
+    """Holds the raw inputs and the layers up to the cut."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float,
+        alpha_dcor: float = 0.0,
+        noise: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        if alpha_dcor < 0:
+            raise ValueError(f"alpha_dcor must be >= 0, got {alpha_dcor}")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0 (half-width b of U(-b, b)), got {noise}")
+        self.net = net
+        self.alpha_dcor = alpha_dcor
+        self.noise = noise
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        self._gen = torch.Generator().manual_seed(seed + 7919)
+        self._x: Tensor | None = None
+        self._z: Tensor | None = None
+
+    def _noisy(self, z: Tensor) -> Tensor:
+        if self.noise == 0:
+            return z
+        u = torch.rand(z.shape, generator=self._gen, dtype=z.dtype).to(z.device)
+        return z + (2.0 * u - 1.0) * self.noise
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Training forward pass; returns the activations sent to the server."""
+        self.net.train()
+        self._x = x
+        self._z = self.net(x)
+        return _send(self._noisy(self._z))
+
+    def backward(self, grad_z: Tensor) -> ClientStep:
+        """Update from the server's gradient and, for NoPeek, the DCOR term."""
+        if self._x is None or self._z is None:
+            raise RuntimeError("Client.backward called before Client.forward")
+        x = self._x.reshape(len(self._x), -1)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.alpha_dcor > 0:
+            dcor = distance_correlation(x, self._z)
+            torch.autograd.backward([self._z, self.alpha_dcor * dcor], [grad_z.to(self._z.dtype), None])
+        else:
+            with torch.no_grad():
+                dcor = distance_correlation(x, self._z)
+            self._z.backward(grad_z.to(self._z.dtype))
+        self.optimizer.step()
+        self._x = self._z = None
+        return ClientStep(dcor=float(dcor.detach()))
+
+    @torch.no_grad()
+    def activations(self, x: Tensor, batch_size: int = 512) -> Tensor:
+        """Evaluation forward pass: what the server sees for inputs ``x`` (noise included)."""
+        self.net.eval()
+        out = [self._noisy(self.net(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        return _send(torch.cat(out))
+
+    @torch.no_grad()
+    def clean_activations(self, x: Tensor, batch_size: int = 512) -> Tensor:
+        """The cut-layer output before any noise (for measuring the client itself)."""
+        self.net.eval()
+        return torch.cat([self.net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+@dataclass
+class ServerStep:
+    loss: float  # alpha_task * CE of the batch
+    correct: int
+
+
+class Server:
+    """Holds the labels and the layers after the cut."""
+
+    def __init__(self, net: nn.Module, lr: float, alpha_task: float = 1.0) -> None:
+        if alpha_task <= 0:
+            raise ValueError(f"alpha_task must be > 0, got {alpha_task}")
+        self.net = net
+        self.alpha_task = alpha_task
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        self.last = ServerStep(loss=float("nan"), correct=0)
+
+    def train_step(self, z: Tensor, y: Tensor) -> Tensor:
+        """One update on received activations; returns dL/dz for the client."""
+        self.net.train()
+        z = z.detach().requires_grad_(True)
+        logits = self.net(z)
+        loss = self.alpha_task * F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.last = ServerStep(loss=float(loss.detach()), correct=int((logits.argmax(1) == y).sum()))
+        assert z.grad is not None
+        return _send(z.grad)
+
+    @torch.no_grad()
+    def predict(self, z: Tensor, batch_size: int = 512) -> Tensor:
+        """Class predictions for received activations."""
+        self.net.eval()
+        return torch.cat([self.net(z[i : i + batch_size]).argmax(1) for i in range(0, len(z), batch_size)])

@@ -1,0 +1,88 @@
+"""The real DVC pipeline, end to end at smoke size, in a throw-away copy of the repository."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import run
+
+SMOKE = {
+    "data": {"n_train": 256, "n_test": 128},
+    "train": {"seeds": [0], "epochs": 1},
+    "nopeek": {"alpha_dcor": [30]},
+    "noise": {"scale": [2]},
+    "attack": {"epochs": 1},
+}
+RUNS = ["baseline", "nopeek-a30", "noise-b2"]
+
+
+def _set_params(repo, patch):
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    for section, values in patch.items():
+        raw[section].update(values)
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(repo_copy):
+    repo = repo_copy
+    _set_params(repo, SMOKE)
+    run(["dvc", "status", "-q", "data.dvc"], repo)  # data/ is exactly what data.dvc records
+    out = run(["dvc", "repro"], repo).stdout
+    for stage in ["prepare", "train_baseline", "train_nopeek@30", "train_noise@2", "attack_baseline",
+                  "attack_nopeek@30", "attack_noise@2", "figures"]:
+        assert f"Running stage '{stage}'" in out
+
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    files = {f for rev in metrics.values() for f in rev["data"]}
+    for name in RUNS:
+        assert f"results/metrics/train-{name}.json" in files and f"results/metrics/attack-{name}.json" in files
+
+    summary = pd.read_csv(repo / "results" / "summary.csv")
+    assert summary.run.tolist() == RUNS and summary.seed.tolist() == [0, 0, 0]
+    assert {"defence", "alpha_dcor", "noise", "test_accuracy", "leakage_dcor", "leakage_dcor_unbiased",
+            "recon_mse", "recon_psnr", "recon_ssim"} <= set(summary.columns)
+    assert summary[["test_accuracy", "leakage_dcor", "recon_mse"]].notna().all().all()
+    for fig in ["tradeoff", "reconstructions", "leakage_vs_alpha", "training_curves"]:
+        assert (repo / "figures" / f"{fig}.png").stat().st_size > 10_000
+    executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
+    assert len(executed) == 8 and "train_nopeek-30.ipynb" in executed
+
+    # a second repro with nothing changed re-runs nothing
+    again = run(["dvc", "repro"], repo).stdout
+    assert "Running stage" not in again
+
+    plots = run(["dvc", "plots", "show", "--json"], repo).stdout
+    assert "results/tradeoff.csv" in plots and "history-baseline.csv" in plots
+
+    # `dvc exp run -S` changes one setting and re-runs only the stages that depend on it
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "smoke"], repo)
+    exp = run(["dvc", "exp", "run", "-S", "attack.n_examples=4"], repo).stdout
+    assert "Running stage 'attack_nopeek@30'" in exp and "Running stage 'figures'" in exp
+    assert "Running stage 'train_baseline'" not in exp and "Running stage 'prepare'" not in exp
+    assert "attack.n_examples" in run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).stdout
+
+    # a bad value stops the pipeline with one clear message and a non-zero exit
+    _set_params(repo, {"attack": {"leak_fraction": 1.5}})
+    bad = run(["dvc", "repro"], repo, check=False)
+    assert bad.returncode != 0
+    assert "params.yaml: attack.leak_fraction = 1.5: Input should be less than or equal to 1" in bad.stderr + bad.stdout
+
+
+@pytest.mark.slow
+def test_failed_stage_leaves_no_outputs(repo_copy):
+    """A stage whose notebook fails exits 1 with the notebook's error and removes its partial outputs."""
+    import sys
+
+    (repo_copy / "results" / "attacks" / "baseline").mkdir(parents=True)
+    proc = run([sys.executable, "-m", "nopeek_repro.pipeline", "attack_baseline"], repo_copy, check=False)
+    assert proc.returncode == 1
+    assert "error: stage attack_baseline failed: DataError" in proc.stderr and "prepared split missing" in proc.stderr
+    assert not (repo_copy / "results" / "attacks" / "baseline").exists()
+    assert not (repo_copy / "results" / "metrics" / "attack-baseline.json").exists()

@@ -1,0 +1,65 @@
+"""The notebooks: jupytext pairs in sync (fast); papermill smoke runs and nbval (slow, real kernel)."""
+
+from __future__ import annotations
+
+import sys
+
+import jupytext
+import nbformat
+import pytest
+
+from .conftest import run
+
+NOTEBOOKS = ["01_prepare_data", "02_train_baseline", "03_train_nopeek", "04_attack", "05_figures"]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_reference_notebook_matches_its_source(root, name):
+    """notebooks/NN.ipynb (with outputs, what nbval checks) has exactly the cells of notebooks/NN.py."""
+    src = jupytext.read(root / "notebooks" / f"{name}.py")
+    ref = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in src.cells] == [(c.cell_type, c.source) for c in ref.cells], (
+        f"notebooks/{name}.ipynb is out of date: run `python -m nopeek_repro.pipeline refresh-notebooks`")
+    params = [c for c in ref.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
+    pngs = sum("image/png" in o.get("data", {}) for c in ref.cells if c.cell_type == "code" for o in c.outputs)
+    assert pngs >= (1 if name in ("01_prepare_data", "04_attack") else 0)
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_through_papermill(repo_copy):
+    """Execute all five notebooks, in order, at their tiny smoke defaults, with papermill."""
+    run([sys.executable, "-m", "nopeek_repro.pipeline", "refresh-notebooks"], repo_copy)
+    for name in NOTEBOOKS:
+        nb = nbformat.read(repo_copy / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"), name
+    smoke = repo_copy / "results" / "smoke"
+    assert (smoke / "summary.csv").is_file()
+    assert sorted(p.name for p in (smoke / "figures").glob("*.png")) == [
+        "leakage_vs_alpha.png", "reconstructions.png", "tradeoff.png", "training_curves.png"]
+
+
+NBVAL = ["-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax", "--nbval-current-env",
+         "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-q"]
+
+
+@pytest.mark.slow
+def test_nbval_on_the_reference_notebooks(repo_copy):
+    """nbval re-runs the committed notebooks and compares every `# NBVAL_CHECK_OUTPUT` cell: the numbers
+    behind each figure. A figure that no longer renders fails its cell."""
+    proc = run([sys.executable, *NBVAL, "notebooks/"], repo_copy, check=False)
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_nbval_catches_a_changed_number(repo_copy):
+    """The check has teeth: alter one printed number in a reference notebook and nbval fails."""
+    path = repo_copy / "notebooks" / "01_prepare_data.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source)
+    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("train: 256", "train: 257")
+    nbformat.write(nb, path)
+    proc = run([sys.executable, *NBVAL, "notebooks/01_prepare_data.ipynb"], repo_copy, check=False)
+    assert proc.returncode != 0 and "257" in proc.stdout

@@ -1,0 +1,97 @@
+"""The stage runner: parameters reach the notebooks as declared; bad input stops before any work."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import jupytext
+import pytest
+import yaml
+
+from nopeek_repro import config, pipeline
+from nopeek_repro.pipeline import STAGES
+
+from .conftest import tool_env
+
+
+def _parameters_cell(notebook: str, root) -> dict:
+    nb = jupytext.read(root / "notebooks" / f"{notebook}.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {t.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
+            if isinstance(n, ast.Assign) for t in n.targets}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_runner_passes_only_parameters_the_notebook_declares(stage, root):
+    params = config.load(root / "params.yaml")
+    item = None
+    if STAGES[stage].item_kind == "alpha_dcor":
+        item = str(params.nopeek.alpha_dcor[0])
+    elif STAGES[stage].item_kind == "noise":
+        item = str(params.noise.scale[0])
+    passed = STAGES[stage].parameters(params, item)
+    declared = _parameters_cell(STAGES[stage].notebook, root)
+    assert set(passed) <= set(declared), f"{stage}: not in the parameters cell: {set(passed) - set(declared)}"
+    for key, value in passed.items():  # same Python types as the smoke defaults (lists stay lists)
+        if declared[key] is not None and value is not None:
+            assert isinstance(value, type(declared[key])) or (isinstance(declared[key], float) and isinstance(value, int)), key
+
+
+def test_dvc_yaml_stages_are_the_runner_stages(root):
+    dvc = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert set(dvc) == set(STAGES)
+    for name, stage in dvc.items():
+        cmd = (stage.get("do") or stage)["cmd"]
+        assert cmd.startswith(f"python -m nopeek_repro.pipeline {name}")
+        assert ("foreach" in stage) == (STAGES[name].item_kind is not None)
+
+
+def _fake_root(tmp_path, root, patch=None):
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    for dotted, value in (patch or {}).items():
+        s, k = dotted.split(".")
+        raw[s][k] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "dvc.yaml").write_text((root / "dvc.yaml").read_text())
+    return tmp_path
+
+
+def _run(args, cwd):
+    return subprocess.run([sys.executable, "-m", "nopeek_repro.pipeline", *args], cwd=cwd, env=tool_env(cwd),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_bad_param_stops_before_any_work(tmp_path, root):
+    repo = _fake_root(tmp_path, root, {"nopeek.alpha_dcor": [10, -3]})
+    proc = _run(["train_baseline"], repo)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: params.yaml: nopeek.alpha_dcor[1] = -3: Input should be greater than 0"
+    assert not (repo / "results").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train"], "stage 'train' is unknown; stages are: prepare, train_baseline"),
+    (["train_nopeek"], "stage train_nopeek takes one item (alpha_dcor)"),
+    (["prepare", "3"], "stage prepare takes no item"),
+    (["train_noise", "big"], "stage item: noise must be a number, got 'big'"),
+])
+def test_bad_stage_or_item(tmp_path, root, args, message):
+    proc = _run(args, _fake_root(tmp_path, root))
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_strip_volatile(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.metadata["papermill"] = {"start_time": "t", "duration": 1.0, "parameters": {"a": 1}}
+    nb.cells[0].metadata["papermill"] = {"start_time": "t", "end_time": "u", "status": "completed"}
+    nb.cells[0].metadata["execution"] = {"iopub.status.busy": "x"}
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    pipeline.strip_volatile(path)
+    back = nbformat.read(path, as_version=4)
+    assert back.metadata.papermill == {"parameters": {"a": 1}}
+    assert back.cells[0].metadata == {"papermill": {}}

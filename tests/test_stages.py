@@ -1,0 +1,61 @@
+"""The stage functions the notebooks call, run directly on a tiny split (fast tier)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from nopeek_repro import config, data, paths, stages
+from nopeek_repro.defences import RunSpec, all_runs
+
+
+def test_prepare_refuses_altered_data(tmp_path):
+    raw = tmp_path / paths.DATA_FILE
+    raw.write_bytes(b"not the sample")
+    layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
+    with pytest.raises(data.DataError, match="differs from the embedded MNIST sample"):
+        stages.prepare(layout, config.DataParams(), raw)
+    assert not layout.prepared.exists()
+
+
+def test_all_stages_on_a_tiny_split(tmp_path, root):
+    layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
+    split = stages.prepare(layout, config.DataParams(n_train=128, n_test=64), root / "data" / paths.DATA_FILE)
+    assert json.loads((layout.prepared.parent / "split.json").read_text())["n_test"] == 64 == len(split.x_test)
+    tp = config.TrainParams(seeds=[0, 1], epochs=1, batch_size=32)
+    ap = config.AttackParams(epochs=1, batch_size=32, n_examples=3)
+    runs = all_runs([30.0], [2.0])
+    for spec in runs:
+        per_seed = stages.train_run(layout, spec, tp, cut_layer=1, progress=False)
+        assert per_seed.index.tolist() == [0, 1]
+        scores = stages.attack_run(layout, spec.name, tp, ap, progress=False)
+        assert scores.index.tolist() == [0, 1]
+    hist = pd.read_csv(layout.history("nopeek-a30"))
+    assert hist.seed.tolist() == [0, 1] and hist.run.unique().tolist() == ["nopeek-a30"]
+    agg, figs = stages.make_figures(layout, runs)
+    assert agg.run.tolist() == [r.name for r in runs] and agg.n_seeds.tolist() == [2, 2, 2]
+    assert sorted(p.name for p in layout.figures.glob("*.png")) == sorted(f"{k}.png" for k in figs)
+    table = pd.read_csv(layout.summary)
+    assert len(table) == 6 and layout.summary_md.read_text().startswith("| run | seeds |")
+
+
+def test_attack_without_models_names_the_stage(tmp_path, tiny_split):
+    layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
+    data.save_split(tiny_split, layout.prepared)
+    with pytest.raises(FileNotFoundError, match="no trained seeds; run the training stage of baseline first"):
+        stages.attack_run(layout, "baseline", config.TrainParams(), config.AttackParams(), progress=False)
+
+
+def test_find_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOPEEK_ROOT")
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    (tmp_path / "dvc.yaml").write_text("")
+    (tmp_path / "params.yaml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert paths.find_root() == tmp_path
+    monkeypatch.chdir("/")
+    with pytest.raises(FileNotFoundError, match="no nopeek-repro checkout"):
+        paths.find_root()
