@@ -62,6 +62,7 @@ def copy_repo(dest: Path) -> Path:
 
     data.materialise(dest / "data")
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    run(["dvc", "commit", "--force", "--quiet", "data.dvc"], dest)  # as kit.py's set-up does
     return dest
 
 

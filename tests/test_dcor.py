@@ -94,7 +94,7 @@ def test_value_and_gradient_finite_at_edge_cases(case):
     assert torch.isfinite(d)
     assert torch.isfinite(z.grad).all() and torch.isfinite(x.grad).all()
     if case in ("constant_z", "all_equal"):
-        assert float(d) == 0.0  # defined as 0 when a distance variance is 0
+        assert d.item() == 0.0  # defined as 0 when a distance variance is 0
 
 
 def test_duplicate_rows_match_reference():
