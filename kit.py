@@ -62,7 +62,7 @@ def wanted_stamp() -> str:
     return h.hexdigest()
 
 
-def setup() -> None:
+def setup(with_data: bool = True) -> None:
     if sys.version_info < (3, 10):
         raise SystemExit(f"[kit] Python 3.10 or newer is needed, this is {sys.version.split()[0]}")
     if not PY.exists():
@@ -80,6 +80,8 @@ def setup() -> None:
         say(f"registering the Jupyter kernel {KERNEL!r} inside .venv")
         run(PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
             "--display-name", "Python (nopeek-repro)")
+    if not with_data:
+        return
     run(PY, "-m", "nopeek_repro.data", "materialise")
     # a fresh clone has no DVC cache: record the (identical) data in it so `dvc status` is clean
     run(BIN / "dvc", "commit", "--force", "--quiet", "data.dvc")
@@ -91,10 +93,9 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     if cmd == "data":
-        setup_ok = PY.exists()
-        if not setup_ok:
-            setup()
-        return run(PY, "-m", "nopeek_repro.data", "materialise", "--force")
+        setup(with_data=False)
+        run(PY, "-m", "nopeek_repro.data", "materialise", "--force")
+        return run(BIN / "dvc", "commit", "--force", "--quiet", "data.dvc")
     if cmd not in ("setup", "repro", "test", "lab"):
         print(f"[kit] unknown command {cmd!r}; commands: repro, test, setup, data, lab", file=sys.stderr)
         return 2

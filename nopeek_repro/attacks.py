@@ -17,14 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .config import AttackParams
 from .data import Split
 from .metrics import reconstruction_metrics
 from .models import Decoder
 from .split import Client
-from .train import batches
+from .train import batches, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ def decoder_attack(client: Client, split: Split, params: AttackParams, seed: int
     opt = torch.optim.Adam(decoder.parameters(), lr=params.lr)
     order = torch.Generator().manual_seed(seed)
     last = float("nan")
-    for _ in tqdm(range(params.epochs), desc="decoder", disable=not progress, leave=False):
+    for _ in progress_bar(range(params.epochs), f"decoder seed {seed}", progress):
         decoder.train()
         total, count = 0.0, 0
         for batch in batches(len(x_leak), params.batch_size, order):

@@ -131,7 +131,14 @@ def read_notebook(source: Path) -> Any:
     nb = jupytext.read(source)
     nb.metadata["kernelspec"] = {"name": kernel_name(), "display_name": "Python (nopeek-repro)", "language": "python"}
     nb.metadata.pop("jupytext", None)
+    _stable_ids(nb)
     return nb
+
+
+def _stable_ids(nb: Any) -> None:
+    """Cell ids from position (jupytext and papermill draw random ones), for byte-stable outputs."""
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
 
 
 def kernel_name() -> str:
@@ -156,6 +163,7 @@ def strip_volatile(nb_path: Path) -> None:
         cell.metadata.pop("execution", None)
         for key in ("start_time", "end_time", "duration", "exception", "status"):
             cell.metadata.get("papermill", {}).pop(key, None)
+    _stable_ids(nb)
     nbformat.write(nb, nb_path)
 
 

@@ -42,6 +42,13 @@ class Trained:
     history: pd.DataFrame
 
 
+def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
+    """A text progress bar that prints every step and no timings, so an executed notebook that shows
+    it is byte-for-byte the same on every run (the terminal still shows it live)."""
+    return tqdm(iterable, desc=desc, disable=not enabled, leave=True, mininterval=0, miniters=1,
+                bar_format="{desc}: {n_fmt}/{total_fmt} {bar:20}{postfix}")
+
+
 def set_determinism(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -87,7 +94,7 @@ def train(
     client, server = make_parties(spec, cut_layer, split, params.lr, params.alpha_task, seed)
     order = torch.Generator().manual_seed(seed)
     rows = []
-    bar = tqdm(range(1, params.epochs + 1), desc=f"{spec.name} seed {seed}", disable=not progress, leave=False)
+    bar = progress_bar(range(1, params.epochs + 1), f"{spec.name} seed {seed}", progress)
     for epoch in bar:
         ce_sum = dcor_sum = 0.0
         n_batches = 0
