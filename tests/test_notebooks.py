@@ -24,7 +24,7 @@ def test_reference_notebook_matches_its_source(root, name):
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
     pngs = sum("image/png" in o.get("data", {}) for c in ref.cells if c.cell_type == "code" for o in c.outputs)
-    assert pngs >= (1 if name in ("01_prepare_data", "04_attack") else 0)
+    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 4}.get(name, 0)
 
 
 @pytest.mark.slow
