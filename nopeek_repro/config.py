@@ -17,15 +17,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from . import paths
 
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Seed = Annotated[int, Field(ge=0)]
 
-DATASETS = ("mnist-sample",)
-CUT_LAYERS = (1, 2)
+
+def _as_written(value: int | float) -> int | float:
+    """A sweep value names its DVC stage and folders as written (``1000.0`` -> ``nopeek-a1000.0``),
+    while run names use the shortest form (``nopeek-a1000``): whole numbers must be written as such."""
+    if isinstance(value, float) and value.is_integer():
+        raise ValueError(f"write whole numbers without a decimal point ({int(value)}, not {value}): "
+                         "DVC names the stage and its output folders after the value as written")
+    return value
+
+
+SweepValue = Annotated[int | float, Field(gt=0.0), AfterValidator(_as_written)]
+
+Dataset = Literal["mnist-sample", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz"]
+Arch = Literal["cnn", "resnet29", "utkface"]
+Device = Literal["cpu", "cuda", "auto"]
 
 
 class ParamsError(ValueError):
@@ -37,19 +50,62 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    """Which data set, and how the held-out test part is drawn."""
+    """Which data set, and how the held-out test part is drawn (see :mod:`nopeek_repro.data`).
 
-    dataset: Literal["mnist-sample"] = "mnist-sample"
+    ``test_fraction`` applies to the data sets without an official test split (mnist-sample,
+    utkface, folder, npz); mnist, fashion-mnist and cifar10 use their official train/test files.
+    """
+
+    dataset: Dataset = "mnist-sample"
+    source: str | None = Field(None, validate_default=True,
+                               description="folder / npz: the path under data/ (e.g. 'custom' or 'custom.npz')")
+    image_size: int | None = Field(None, ge=8, le=512, description="resize images to this square size (None = keep)")
+    task: Literal["gender", "race"] = "gender"  # utkface: which label the model predicts
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: Seed = 0
     n_train: int | None = Field(None, ge=16, description="cap on training images (None = all)")
     n_test: int | None = Field(None, ge=16, description="cap on test images (None = all)")
 
+    @field_validator("source")
+    @classmethod
+    def _source_matches_dataset(cls, source: str | None, info: ValidationInfo) -> str | None:
+        dataset = info.data.get("dataset")
+        if dataset in ("folder", "npz") and not source:
+            what = "a folder of class sub-folders" if dataset == "folder" else "an .npz file with arrays x and y"
+            raise ValueError(f"needed for data.dataset = {dataset!r}: the path under data/ of {what}")
+        return source
+
 
 class ModelParams(_Section):
-    """The split CNN: the client holds conv blocks 1..cut_layer, the server the rest."""
+    """The split network: an architecture and the cut point (the client holds the units up to the cut).
 
-    cut_layer: Literal[1, 2] = 1
+    ``cut_layer`` is a unit name of the architecture (``nopeek_repro.models.cut_points``), a
+    1-based count of client units, or None for the architecture's default cut
+    (``nopeek_repro.models.default_cut``); ``depth`` sets the ResNet-v2 depth (9k + 2) of
+    resnet29/utkface.
+    """
+
+    arch: Arch = "cnn"
+    depth: int | None = Field(None, ge=11, le=200, description="ResNet-v2 depth, 9k+2 (None = the architecture's own)")
+    cut_layer: int | str | None = Field(1, validate_default=True)
+
+    @field_validator("cut_layer")
+    @classmethod
+    def _cut_exists(cls, cut: int | str | None, info: ValidationInfo) -> int | str | None:
+        from . import models
+
+        arch = info.data.get("arch")
+        if arch is None or cut is None:  # an invalid arch is reported itself; None is the arch's default cut
+            return cut
+        depth = info.data.get("depth")
+        names = models.cut_points(arch, **({} if depth is None else {"depth": depth}))
+        if (isinstance(cut, int) and not 1 <= cut <= len(names)) or (isinstance(cut, str) and cut not in names):
+            raise ValueError(f"not a cut point of {arch}; allowed: {', '.join(names)}, or 1..{len(names)}")
+        return cut
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options for :func:`nopeek_repro.models.build_split_model`."""
+        return {} if self.depth is None else {"depth": self.depth}
 
 
 class TrainParams(_Section):
@@ -59,30 +115,43 @@ class TrainParams(_Section):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0)
+    lr_milestones: list[Annotated[int, Field(ge=1)]] = Field([], description="epochs at which lr is multiplied by lr_gamma")
+    lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     alpha_task: float = Field(1.0, gt=0.0)
     threads: int = Field(2, ge=1)
+    device: Device = "cpu"  # auto: CUDA when available (paper-scale runs); the default run stays on the CPU
 
 
 class NopeekParams(_Section):
     """The NoPeek sweep: one model per ``alpha_dcor`` (0 would be the baseline)."""
 
-    alpha_dcor: list[Annotated[float, Field(gt=0.0)]] = Field([1.0], min_length=1)
+    alpha_dcor: list[SweepValue] = Field([1], min_length=1)
 
 
 class NoiseParams(_Section):
     """The uniform-noise baseline defence: U(-b, b) on the activations, one model per b."""
 
-    scale: list[Annotated[float, Field(gt=0.0)]] = Field([1.0], min_length=1)
+    scale: list[SweepValue] = Field([1], min_length=1)
 
 
 class AttackParams(_Section):
-    """The decoder attack on leaked (X, Z) training pairs, scored on held-out test images."""
+    """The decoder attack: leaked (X, Z) training pairs, scored on held-out test images.
+
+    ``leak_sweep`` adds attacks at other leak fractions (the leak-fraction figure);
+    ``authors_split`` is the share of the test-set pairs the authors' protocol trains on (0.9; the
+    rest scores it); ``classifier_epochs`` trains the attack-accuracy classifier on clean images.
+    """
 
     leak_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    leak_sweep: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field([], description="extra leak fractions")
+    authors_split: float | None = Field(0.9, gt=0.0, lt=1.0, description="authors' 90/10 protocol (None = skip)")
+    decoder: Literal["simple", "resnet"] = "simple"
+    decoder_width: int = Field(32, ge=4, le=512)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     n_examples: int = Field(8, ge=1, le=64)
+    classifier_epochs: int = Field(3, ge=1)
 
 
 class LeakageParams(_Section):
@@ -108,7 +177,7 @@ def _format(err: ValidationError, source: str, prefix: str = "") -> str:
         for part in e["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
         got = "" if e["type"] == "missing" else f" = {e['input']!r}"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter (check the spelling; see params.yaml for the allowed keys)"
         lines.append(f"{source}: {loc}{got}: {msg}")
@@ -135,3 +204,25 @@ def load(path: str | Path | None = None) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{p.name}: must be a mapping of sections (data, model, train, ...)")
     return validate(Params, raw, source=p.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m nopeek_repro.config check [FILE]``: validate a parameters file (exit 2 with one line if bad)."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m nopeek_repro.config", description=main.__doc__)
+    ap.add_argument("command", choices=["check"])
+    ap.add_argument("file", nargs="?", default="params.yaml")
+    args = ap.parse_args(argv)
+    try:
+        load(Path(args.file).resolve() if Path(args.file).exists() else args.file)
+    except ParamsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -33,14 +33,36 @@ the diagonal, duplicate rows and constant activations exact zeros (so constant a
 DCOR = 0 as the definition requires), where the authors' code clamps squared distances at 1e-7 and
 so puts sqrt(1e-7) on the diagonal. Square roots of ratios are taken only of values above a tiny
 floor.
+
+**Speed** (training). :func:`distance_correlation` is a custom autograd function whose cost is
+close to the matrix products any exact forward and backward needs: the Gram matrices X X^T and
+Z Z^T and, for the gradient, one (n x n) @ (n x d_z) product. Its only n x n allocations are the
+two Gram matrices; the element-wise work is done in place, row block by row block (about 2^18
+elements, so that the several passes over a block run in cache): Gram -> distances (with the
+round-off mask) and row sums; then the centred blocks A, B (in scratch) give ``S_ab, S_aa, S_bb``
+of the centred matrices (row-wise dot products summed in float64: no cancellation, float32 keeps
+its accuracy); then, only when Z needs a gradient, ``W = (A + rho B) / b`` (0 where b_ij is a zero
+distance) is written over the distance rows, and the backward is one product,
+``dDCOR/dZ = 2 k (diag(rowsum W) - W) Z`` (from ``dS_ab/db_ij = A_ij``, ``dS_bb/db_ij = 2 B_ij``;
+``k``, ``rho`` in :func:`_dcor_and_slopes`). The product for X is done only if X needs a gradient.
+NaN/inf inputs are caught for free on the Gram diagonal. :func:`_reference_distance_correlation`
+is the plain autograd formula it is tested against. Device follows the inputs; deterministic on
+the CPU; differentiable once (no double backward).
+
+**Memory** (leakage). :func:`leakage` walks over pairs of row blocks (I <= J, the distance matrices
+are symmetric), converts only the two blocks to float64 (into reused buffers) and accumulates the
+sufficient statistics, so a whole test set never exists as an n x n matrix nor as a float64 copy.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "DcorStats",
@@ -51,9 +73,16 @@ __all__ = [
     "nopeek_loss",
 ]
 
+#: squared distances at or below ``TOL_ULPS * eps * (|y_i|^2 + |y_j|^2) + tiny`` are exact zeros
+TOL_ULPS = 64.0
 
-def _check_pair(x: Tensor, z: Tensor, min_n: int = 2) -> tuple[Tensor, Tensor]:
-    """Flatten two batches to (n, d) and check them; one clear error for each problem."""
+
+def _check_pair(x: Tensor, z: Tensor, min_n: int = 2, check_finite: bool = True) -> tuple[Tensor, Tensor]:
+    """Flatten two batches to (n, d) and check them; one clear error for each problem.
+
+    ``check_finite=False`` leaves the NaN/inf check to the caller (the fast DCOR does it for free
+    on the Gram diagonal, with the same message).
+    """
     if x.dim() < 1 or z.dim() < 1:
         raise ValueError("distance correlation: x and z must be batches (first dimension = samples)")
     if x.shape[0] != z.shape[0]:
@@ -69,9 +98,19 @@ def _check_pair(x: Tensor, z: Tensor, min_n: int = 2) -> tuple[Tensor, Tensor]:
     for name, t in (("x", x2), ("z", z2)):
         if not torch.is_floating_point(t):
             raise TypeError(f"distance correlation: {name} must be a floating-point tensor, got {t.dtype}")
-        if not bool(torch.isfinite(t.detach()).all()):
+        if check_finite and not bool(torch.isfinite(t.detach()).all()):
             raise ValueError(f"distance correlation: {name} contains NaN or inf values")
     return x2, z2
+
+
+def _work_dtype(x: Tensor, z: Tensor) -> torch.dtype:
+    """The common dtype, at least float32 (half-precision Gram forms are useless for distances)."""
+    return torch.promote_types(torch.promote_types(x.dtype, z.dtype), torch.float32)
+
+
+def _acc_dtype(device: torch.device) -> torch.dtype:
+    """Accumulator for sums of n^2 terms: float64 wherever the device has it."""
+    return torch.float32 if device.type == "mps" else torch.float64
 
 
 def distance_matrix(x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -87,11 +126,195 @@ def distance_matrix(x: Tensor, y: Tensor | None = None) -> Tensor:
     sy = sx if same else (y * y).sum(dim=1)
     scale = sx[:, None] + sy[None, :]
     d2 = scale - 2.0 * (x @ y.T)
-    tol = 64.0 * torch.finfo(x.dtype).eps * scale + torch.finfo(x.dtype).tiny
+    tol = TOL_ULPS * torch.finfo(x.dtype).eps * scale + torch.finfo(x.dtype).tiny
     keep = d2 > tol
     if same:
         keep = keep & ~torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
     return torch.where(keep, torch.sqrt(torch.where(keep, d2, torch.ones_like(d2))), torch.zeros_like(d2))
+
+
+def _tolerance_split(s: Tensor) -> tuple[Tensor, Tensor]:
+    """``(u, v)`` with ``u_i + u_j`` = the round-off tolerance ``64 eps (s_i + s_j) + tiny`` of a
+    squared distance between rows of squared norms ``s_i``, ``s_j``, and ``v = s - u``."""
+    fi = torch.finfo(s.dtype)
+    u = s * (TOL_ULPS * fi.eps) + fi.tiny / 2
+    return u, s - u
+
+
+def _masked_sqdist_(g: Tensor, row: tuple[Tensor, Tensor], col: tuple[Tensor, Tensor]) -> Tensor:
+    """In place: Gram block ``g_ij = y_i . w_j`` -> squared distances ``s_i + s_j - 2 g_ij``.
+
+    ``row``, ``col``: :func:`_tolerance_split` of the squared norms of the block's rows and columns.
+    Entries at or below the round-off tolerance ``tol_ij = 64 eps (s_i + s_j) + tiny`` become -inf
+    (so that ``relu`` then gives an exact 0): the test is done on ``e = d2 - tol`` (two broadcast
+    passes), entries with ``e <= 0`` are set to -inf by one threshold pass, and the tolerance is added
+    back (two passes). With ``s`` taken from the Gram diagonal the diagonal is exactly zero, and so
+    are duplicate rows.
+    """
+    (u_row, v_row), (u_col, v_col) = row, col
+    torch.add(v_row[:, None], g, alpha=-2.0, out=g)
+    g.add_(v_col[None, :])  # e = d2 - tol
+    F.threshold_(g, 0.0, -math.inf)  # keep e > 0, the rest -inf
+    return g.add_(u_row[:, None]).add_(u_col[None, :])  # d2 where kept
+
+
+#: element-wise work on n x n matrices is done in row blocks of about this many elements, so that
+#: the several passes over a block run in cache (CPU); on other devices the whole matrix is one block
+_BLOCK_ELEMS_CPU = 1 << 18
+
+
+def _row_blocks(n: int, device: torch.device) -> list[tuple[int, int]]:
+    rows = n if device.type != "cpu" else max(1, min(n, _BLOCK_ELEMS_CPU // n))
+    return [(i, min(i + rows, n)) for i in range(0, n, rows)]
+
+
+def _gram_to_distances_(g: Tensor, blocks: list[tuple[int, int]], name: str, y: Tensor) -> Tensor:
+    """In place, block by block: Gram matrix -> Euclidean distance matrix; returns its row sums.
+
+    Also the finiteness check of ``y`` for free: a NaN or inf anywhere in a row makes its squared
+    norm (the Gram diagonal) non-finite.
+    """
+    s = g.diagonal().clone()
+    _check_norms(s, y, name)
+    u, v = _tolerance_split(s)
+    rows = torch.empty_like(s)
+    for i0, i1 in blocks:
+        blk = _masked_sqdist_(g[i0:i1], (u[i0:i1], v[i0:i1]), (u, v))
+        blk.relu_().sqrt_()
+        torch.sum(blk, dim=1, out=rows[i0:i1])
+    return rows
+
+
+def _check_norms(s: Tensor, y: Tensor, name: str) -> None:
+    """NaN/inf check for free: a NaN or inf anywhere in a row of y makes its squared norm non-finite."""
+    if not bool(torch.isfinite(s).all()):
+        if not bool(torch.isfinite(y).all()):
+            raise ValueError(f"distance correlation: {name} contains NaN or inf values")
+        raise ValueError(f"distance correlation: {name} is too large for {y.dtype}: its squared norms overflow")
+
+
+def _centring(rows: Tensor, acc: torch.dtype) -> Tensor:
+    """``m`` with ``d - m_i - m_j`` = the double-centred ``d`` (rowmean + colmean - grandmean/2 each)."""
+    n = rows.shape[0]
+    r = rows.to(acc)
+    return (r / n - r.sum() / (2 * n * n)).to(rows.dtype)
+
+
+def _centred_block(d: Tensor, m: Tensor, i0: int, i1: int, out: Tensor) -> Tensor:
+    o = out[: i1 - i0]
+    torch.sub(d[i0:i1], m[i0:i1, None], out=o)
+    return o.sub_(m[None, :])
+
+
+def _rowdot(p: Tensor, q: Tensor) -> Tensor:
+    """Row-wise dot products (each row summed in the working dtype, accurately)."""
+    return torch.linalg.vecdot(p, q, dim=1)
+
+
+def _inner(p: Tensor, q: Tensor, acc: torch.dtype) -> Tensor:
+    """``sum_ij p_ij q_ij``: row-wise dot products summed in ``acc``."""
+    return _rowdot(p, q).to(acc).sum()
+
+
+def _dcor_and_slopes(s_ab: Tensor, s_aa: Tensor, s_bb: Tensor, dtype: torch.dtype):
+    """DCOR from the centred inner products and the constants of its derivative.
+
+    With ``R = S_ab / sqrt(S_aa S_bb)`` and ``DCOR = sqrt(R)``:
+    ``dDCOR/db_ij = k (A_ij + rho_z B_ij)``, ``dDCOR/da_ij = k (B_ij + rho_x A_ij)`` where
+    ``k = 1 / (2 DCOR sqrt(S_aa S_bb))``, ``rho_z = -R sqrt(S_aa / S_bb)``,
+    ``rho_x = -R sqrt(S_bb / S_aa)``; all three are 0 where DCOR is 0 (as the reference's gradient).
+    """
+    prod = s_aa * s_bb
+    ok = (s_aa > 0) & (s_bb > 0) & (prod > 0)
+    one, zero = torch.ones_like(prod), torch.zeros_like(prod)
+    root = torch.sqrt(torch.where(ok, prod, one))
+    ratio = torch.where(ok, s_ab / root, zero)
+    r2 = ratio.clamp(min=0.0)
+    pos = r2 > torch.finfo(dtype).tiny ** 0.5
+    value = torch.where(pos, torch.sqrt(torch.where(pos, r2, one)), zero)
+    k = torch.where(pos, 1.0 / (2.0 * torch.where(pos, value, one) * root), zero)
+    s_aa1, s_bb1 = torch.where(ok, s_aa, one), torch.where(ok, s_bb, one)
+    rho_z = torch.where(pos, -ratio * torch.sqrt(s_aa1 / s_bb1), zero)
+    rho_x = torch.where(pos, -ratio * torch.sqrt(s_bb1 / s_aa1), zero)
+    return value, k, rho_x, rho_z
+
+
+class _DistanceCorrelation(torch.autograd.Function):
+    """DCOR(x, z) for (n, d) inputs of one floating dtype, with an analytic backward (see module doc).
+
+    Forward: the two Gram matrices (on the CPU the only n x n allocations), then sweeps over row blocks:
+    (1) Gram -> distances in place, row sums; (2) centred blocks in scratch, inner products;
+    (3) only if a gradient is needed: ``W = (A + rho_z B) / b`` (0 at zero distances) written over
+    the distance rows and its row sums. The backward is ``2 g k (diag(rowsum W) - W) @ z``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, z: Tensor, need_x: bool, need_z: bool) -> Tensor:  # type: ignore[override]
+        n, dtype, acc = x.shape[0], x.dtype, _acc_dtype(x.device)
+        blocks = _row_blocks(n, x.device)
+        a = x @ x.T
+        ra = _gram_to_distances_(a, blocks, "x", x)
+        b = z @ z.T
+        rb = _gram_to_distances_(b, blocks, "z", z)
+        ma, mb = _centring(ra, acc), _centring(rb, acc)
+        rows0 = blocks[0][1]
+        sa, sb = a.new_empty(rows0, n), b.new_empty(rows0, n)
+        dots = a.new_empty(3, n)
+        for i0, i1 in blocks:
+            ca = _centred_block(a, ma, i0, i1, sa)
+            cb = _centred_block(b, mb, i0, i1, sb)
+            dots[0, i0:i1] = _rowdot(ca, cb)
+            dots[1, i0:i1] = _rowdot(ca, ca)
+            dots[2, i0:i1] = _rowdot(cb, cb)
+        s_ab, s_aa, s_bb = dots.to(acc).sum(dim=1).unbind()
+        value, k, rho_x, rho_z = _dcor_and_slopes(s_ab, s_aa, s_bb, dtype)
+        wa = wb = None
+        if need_x or need_z:
+            rho_x, rho_z = rho_x.to(dtype), rho_z.to(dtype)
+            sw = a.new_empty(rows0, n) if need_x and need_z else None
+            wa_rows = a.new_empty(n) if need_x else None
+            wb_rows = b.new_empty(n) if need_z else None
+            for i0, i1 in blocks:
+                ca = _centred_block(a, ma, i0, i1, sa)
+                cb = _centred_block(b, mb, i0, i1, sb)
+                if need_x:  # W_x = (B + rho_x A) / a over the rows of a
+                    t = torch.addcmul(cb, ca, rho_x, out=sw[: i1 - i0] if need_z else cb)
+                    _divide_rows_(t, a[i0:i1], wa_rows[i0:i1])
+                if need_z:  # W_z = (A + rho_z B) / b over the rows of b
+                    t = torch.addcmul(ca, cb, rho_z, out=ca)
+                    _divide_rows_(t, b[i0:i1], wb_rows[i0:i1])
+            wa = (a, wa_rows) if need_x else None
+            wb = (b, wb_rows) if need_z else None
+        del sa, sb
+        saved = [x, *wa] if wa else [None, None, None]
+        saved += [z, *wb] if wb else [None, None, None]
+        ctx.save_for_backward(*saved, k.to(dtype))
+        return value.to(dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        x, wx, wx_rows, z, wz, wz_rows, k = ctx.saved_tensors
+        scale = 2.0 * grad * k
+        gx = gz = None
+        if wx is not None and ctx.needs_input_grad[0]:
+            gx = _grad_from_weights(wx, wx_rows, x, scale)
+        if wz is not None and ctx.needs_input_grad[1]:
+            gz = _grad_from_weights(wz, wz_rows, z, scale)
+        return gx, gz, None, None
+
+
+def _divide_rows_(num: Tensor, dist: Tensor, rows_out: Tensor) -> None:
+    """``dist <- num / dist`` with 0 where the distance is 0; row sums into ``rows_out``."""
+    torch.div(num, dist, out=dist)
+    dist.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    torch.sum(dist, dim=1, out=rows_out)
+
+
+def _grad_from_weights(w: Tensor, w_rows: Tensor, y: Tensor, scale: Tensor) -> Tensor:
+    """``scale * (diag(rowsum W) - W) @ y``: the gradient of a function of the distances of y."""
+    out = w_rows[:, None] * y
+    return out.addmm_(w, y, alpha=-1.0).mul_(scale)
 
 
 @dataclass
@@ -158,12 +381,25 @@ def _stats(x: Tensor, z: Tensor, min_n: int) -> DcorStats:
     return DcorStats.from_distances(distance_matrix(x2.to(dtype)), distance_matrix(z2.to(dtype)))
 
 
+def _reference_distance_correlation(x: Tensor, z: Tensor) -> Tensor:
+    """The plain autograd formula (distance matrices, sufficient statistics): the tests' reference."""
+    return _stats(x, z, min_n=2).dcor()
+
+
 def distance_correlation(x: Tensor, z: Tensor) -> Tensor:
     """The paper's DCOR(x, z): biased V-statistic, Euclidean distances, square-root form, in [0, 1].
 
-    Differentiable with respect to both inputs; the cost is two Gram products (n^2 (d_x + d_z)).
+    Differentiable with respect to both inputs (analytic backward; the (n x n) @ (n x d) product of
+    the backward is only done for inputs that need a gradient). Cost: the Gram products
+    n^2 (d_x + d_z) plus a few element-wise passes over n x n matrices.
     """
-    return _stats(x, z, min_n=2).dcor()
+    x2, z2 = _check_pair(x, z, min_n=2, check_finite=False)
+    dtype = _work_dtype(x2, z2)
+    grad = torch.is_grad_enabled()
+    need_x, need_z = grad and x2.requires_grad, grad and z2.requires_grad
+    value = _DistanceCorrelation.apply(x2.to(dtype), z2.to(dtype), need_x, need_z)
+    out_dtype = torch.promote_types(x2.dtype, z2.dtype)
+    return value if out_dtype == dtype else value.to(out_dtype)
 
 
 def distance_correlation_unbiased_sqr(x: Tensor, z: Tensor) -> Tensor:
@@ -175,36 +411,70 @@ def distance_correlation_unbiased_sqr(x: Tensor, z: Tensor) -> Tensor:
 def leakage(x: Tensor, z: Tensor, block_size: int = 1024, dtype: torch.dtype = torch.float64) -> dict[str, float]:
     """Leakage DCOR(X, Z) over a whole (test) set, block by block (float64 by default).
 
-    Memory is O(n * block_size) for the distance blocks instead of O(n^2); the result equals the
-    unblocked statistics (tested). Returns ``{"dcor": V-statistic DCOR, "dcor_unbiased_sqr": ...}``.
-    Sums are accumulated in float64 whatever ``dtype`` the distances are computed in.
+    Loops over pairs of row blocks I <= J (distance matrices are symmetric: off-diagonal blocks
+    count twice), converting only the two blocks to ``dtype`` into buffers that are reused, so the
+    extra memory is O(block_size * (d_x + d_z + block_size)) whatever n is, and the Gram work is
+    about half of the full n^2 (d_x + d_z). The result equals the unblocked statistics (tested).
+    Returns ``{"dcor": V-statistic DCOR, "dcor_unbiased_sqr": bias-corrected dCor^2}``. Sums are
+    accumulated in float64 whatever ``dtype`` the distances are computed in.
     """
-    x2, z2 = _check_pair(x, z, min_n=4)
-    x2 = x2.to(dtype)
-    z2 = z2.to(dtype)
-    n = x2.shape[0]
+    x2, z2 = _check_pair(x, z, min_n=4, check_finite=False)  # checked block by block (no n x d temporaries)
     if block_size < 1:
         raise ValueError(f"leakage: block_size must be >= 1, got {block_size}")
-    zero = torch.zeros((), dtype=torch.float64, device=x2.device)
-    s_ab, s_aa, s_bb = zero.clone(), zero.clone(), zero.clone()
-    r_a = torch.zeros(n, dtype=torch.float64, device=x2.device)
-    r_b = torch.zeros_like(r_a)
-    for start in range(0, n, block_size):
-        stop = min(start + block_size, n)
-        a = distance_matrix(x2[start:stop], x2)
-        b = distance_matrix(z2[start:stop], z2)
-        # the diagonal of this block: force exact zeros as in the unblocked matrix
-        idx = torch.arange(stop - start, device=x2.device)
-        a[idx, idx + start] = 0.0
-        b[idx, idx + start] = 0.0
-        a, b = a.double(), b.double()
-        s_ab += (a * b).sum()
-        s_aa += (a * a).sum()
-        s_bb += (b * b).sum()
-        r_a[start:stop] = a.sum(dim=1)
-        r_b[start:stop] = b.sum(dim=1)
-    stats = DcorStats(n=n, s_ab=s_ab, s_aa=s_aa, s_bb=s_bb, r_a=r_a, r_b=r_b)
+    n = x2.shape[0]
+    dev = x2.device
+    acc = _acc_dtype(dev)
+    bs = min(block_size, n)
+    bounds = [(i, min(i + bs, n)) for i in range(0, n, bs)]
+    sides = []
+    for name, y in (("x", x2), ("z", z2)):
+        convert = y.dtype != dtype
+        sides.append({
+            "name": name,
+            "y": y,
+            "buf_i": y.new_empty((bs, y.shape[1]), dtype=dtype) if convert else None,
+            "buf_j": y.new_empty((bs, y.shape[1]), dtype=dtype) if convert else None,
+            "gram": y.new_empty(bs * bs, dtype=dtype),
+            "sq": y.new_empty(n, dtype=dtype),  # squared norms, from the diagonal blocks' Gram diagonal
+            "rows": torch.zeros(n, dtype=acc, device=dev),
+        })
+    s_ab = torch.zeros((), dtype=acc, device=dev)
+    s_aa, s_bb = s_ab.clone(), s_ab.clone()
+    for jb, (j0, j1) in enumerate(bounds):
+        blocks_j = [_block_as(s["y"], j0, j1, s["buf_j"]) for s in sides]
+        for ib in range(jb, -1, -1):  # the diagonal block first: it gives the squared norms of J
+            i0, i1 = bounds[ib]
+            same = ib == jb
+            dist = []
+            for s, yj in zip(sides, blocks_j):
+                yi = yj if same else _block_as(s["y"], i0, i1, s["buf_i"])
+                g = torch.mm(yi, yj.T, out=s["gram"][: (i1 - i0) * (j1 - j0)].view(i1 - i0, j1 - j0))
+                if same:
+                    s["sq"][j0:j1] = g.diagonal()
+                    _check_norms(s["sq"][j0:j1], s["y"][j0:j1], s["name"])
+                sq = s["sq"]
+                _masked_sqdist_(g, _tolerance_split(sq[i0:i1]), _tolerance_split(sq[j0:j1])).relu_().sqrt_()
+                g = g.to(acc)  # a float32 block's sums and products in float64 (no-op for float64)
+                s["rows"][i0:i1] += g.sum(dim=1)
+                if not same:
+                    s["rows"][j0:j1] += g.sum(dim=0)
+                dist.append(g)
+            a, b = dist
+            w = 1.0 if same else 2.0
+            s_ab += w * _inner(a, b, acc)
+            s_aa += w * _inner(a, a, acc)
+            s_bb += w * _inner(b, b, acc)
+    stats = DcorStats(n=n, s_ab=s_ab, s_aa=s_aa, s_bb=s_bb, r_a=sides[0]["rows"], r_b=sides[1]["rows"])
     return {"dcor": float(stats.dcor()), "dcor_unbiased_sqr": float(stats.dcor_unbiased_sqr())}
+
+
+def _block_as(y: Tensor, i0: int, i1: int, buf: Tensor | None) -> Tensor:
+    """Rows i0:i1 of y in the working dtype: a view if y has it, else copied into ``buf``."""
+    if buf is None:
+        return y[i0:i1]
+    out = buf[: i1 - i0]
+    out.copy_(y[i0:i1])
+    return out
 
 
 def nopeek_loss(

@@ -5,6 +5,8 @@ a. :func:`tradeoff` - test accuracy against decoder reconstruction error (the pa
 b. :func:`reconstruction_grid` - the same held-out digits, original and reconstructed per run.
 c. :func:`leakage_vs_alpha` - leakage DCOR(X, Z) (both estimators) and accuracy against alpha_dcor.
 d. :func:`training_curves` - test accuracy and test DCOR per epoch.
+e. :func:`leak_sweep` - the attack's reconstruction error and attack accuracy against the share
+   of training pairs leaked to the attacker.
 
 Points are means over seeds; error bars are one standard deviation over seeds.
 """
@@ -64,22 +66,34 @@ def tradeoff(agg: pd.DataFrame, chance: float | None = None) -> Figure:
     return fig
 
 
+def _as_image(img: np.ndarray) -> np.ndarray:
+    """(h, w), (1, h, w) or (3, h, w) -> what imshow takes: (h, w) grey or (h, w, 3) colour."""
+    if img.ndim == 3 and img.shape[0] == 1:
+        return img[0]
+    if img.ndim == 3 and img.shape[0] == 3:
+        return np.clip(np.moveaxis(img, 0, -1), 0.0, 1.0)
+    return img
+
+
 def reconstruction_grid(originals: np.ndarray, recons: dict[str, np.ndarray], k: int = 8,
-                        title: str = "Decoder reconstructions of held-out digits (first seed of each model)") -> Figure:
-    """Rows: the original test digits, then each run's reconstructions of the same digits."""
+                        title: str = "Decoder reconstructions of held-out test images (first seed of each model)") -> Figure:
+    """Rows: the original test images, then each run's reconstructions of the same images.
+
+    Images are (k, h, w) grey or (k, c, h, w) with c = 1 or 3, values in [0, 1].
+    """
     _style()
     rows = [("original", originals[:k]), *((name, r[:k]) for name, r in recons.items())]
     k = min(k, len(originals))
-    fig, axes = _figure(len(rows), k, (0.9 * k + 1.4, 0.9 * len(rows) + 0.4), squeeze=False)
+    fig, axes = _figure(len(rows), k, (max(0.9 * k + 1.4, 7.0), 0.9 * len(rows) + 0.5), squeeze=False)
     for i, (name, imgs) in enumerate(rows):
         for j in range(k):
             ax = axes[i, j]
-            ax.imshow(imgs[j], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(_as_image(np.asarray(imgs[j])), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
         axes[i, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(title, fontweight="bold")
+    fig.suptitle(title, fontweight="bold", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -126,5 +140,43 @@ def training_curves(histories: pd.DataFrame) -> Figure:
                      estimator=None, marker="o", lw=1.2, ms=4, ax=ax, legend=ax is ax2)
         ax.set_title(title)
     ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy: float | None = None) -> Figure:
+    """Reconstruction MSE and attack accuracy against the leak fraction, one line per run (mean +- sd band over seeds).
+
+    ``sweep`` has columns run, seed, leak_fraction, recon_mse and (optionally) attack_accuracy.
+    """
+    _style()
+    panels = [("recon_mse", "reconstruction MSE (held-out images)")]
+    if "attack_accuracy" in sweep and sweep.attack_accuracy.notna().any():
+        panels.append(("attack_accuracy", "attack accuracy"))
+    fig, axes = _figure(1, len(panels), (5.5 * len(panels) + 2.0, 4.2), squeeze=False)
+    fractions = sorted(sweep.leak_fraction.unique())
+    order = list(dict.fromkeys(sweep.run))
+    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
+    if "baseline" in palette:
+        palette["baseline"] = COLOURS["none"]
+    for ax, (col, label) in zip(axes[0], panels):
+        sns.lineplot(data=sweep, x="leak_fraction", y=col, hue="run", hue_order=order, palette=palette,
+                     estimator="mean", errorbar="sd", marker="o", ms=5, ax=ax, legend=ax is axes[0, -1])
+        ax.set_xscale("log")
+        ax.set_xticks(fractions, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in fractions])
+        ax.minorticks_off()
+        ax.set_xlabel("training pairs leaked to the attacker (log scale)")
+        ax.set_ylabel(label)
+        if col == "recon_mse":
+            ax.set_yscale("log")
+            ax.set_title("Reconstruction error (higher = more private)", fontsize=10)
+        else:
+            ax.set_title("Classifier on the reconstructions (lower = more private)", fontsize=10)
+            if chance is not None:
+                ax.axhline(chance, ls=":", color="grey", lw=1, label="chance")
+            if clean_accuracy is not None:
+                ax.axhline(clean_accuracy, ls="--", color="grey", lw=1, label="classifier on clean images")
+    axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle("Decoder attack against the leak fraction (mean ± sd over seeds)", fontweight="bold", fontsize=11)
     fig.tight_layout()
     return fig

@@ -6,12 +6,15 @@ the current directory that holds both ``dvc.yaml`` and ``params.yaml``. Layout::
 
     data/                       raw data, tracked by data.dvc (nothing else writes here)
     results/prepared/           the seeded train/test split (prepare stage)
+    results/classifier/         the attack-accuracy classifier, trained on clean images (prepare stage)
     results/models/<run>/       trained client/server weights and per-epoch history, per seed
     results/attacks/<run>/      decoder-attack metrics and example reconstructions
     results/metrics/            small JSON metrics files (``dvc metrics show``)
     results/plots/              CSV files behind ``dvc plots show``
     results/notebooks/          the executed notebooks
     results/summary.csv         one row per trained model and seed
+    results/leak_sweep.csv      attack scores per model, seed and leak fraction
+    results/report.md           the replication report: the paper's claims against this run
     figures/                    the PNG figures the README shows
 """
 
@@ -86,6 +89,21 @@ class Layout:
 
     def history(self, run: str) -> Path:
         return self.results / "plots" / f"history-{run}.csv"
+
+    @property
+    def classifier(self) -> Path:
+        return self.results / "classifier"
+
+    def leak_sweep(self, run: str) -> Path:
+        return self.attack_dir(run) / "leak_sweep.csv"
+
+    @property
+    def leak_sweep_all(self) -> Path:
+        return self.results / "leak_sweep.csv"
+
+    @property
+    def report(self) -> Path:
+        return self.results / "report.md"
 
     @property
     def summary(self) -> Path:

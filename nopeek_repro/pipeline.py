@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from . import paths
 from .config import Params, ParamsError, load
+from .data import DataError
 from .defences import RunSpec, all_runs
 from .paths import Layout
 
@@ -44,9 +45,7 @@ class Stage:
 
 
 def _train_common(p: Params) -> dict[str, Any]:
-    t = p.train
-    return dict(seeds=list(t.seeds), epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, alpha_task=t.alpha_task,
-                threads=t.threads, cut_layer=p.model.cut_layer, block_size=p.leakage.block_size, results="results")
+    return {**p.train.model_dump(), **p.model.model_dump(), "block_size": p.leakage.block_size, "results": "results"}
 
 
 def _spec(stage: str, item: str | None) -> RunSpec:
@@ -80,17 +79,16 @@ def _train_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Pa
 
 def _attack_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
     def build(p: Params, item: str | None) -> dict[str, Any]:
-        a = p.attack
-        return dict(runs=[_spec(stage, item).name], leak_fraction=a.leak_fraction, epochs=a.epochs,
-                    batch_size=a.batch_size, lr=a.lr, n_examples=a.n_examples, seeds=list(p.train.seeds),
-                    threads=p.train.threads, results="results")
+        attack = p.attack.model_dump(exclude={"classifier_epochs"})
+        return {"runs": [_spec(stage, item).name], **attack, "threads": p.train.threads, "device": p.train.device,
+                "results": "results"}
     return build
 
 
 def _attack_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Path]]:
     def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
         name = _spec(stage, item).name
-        return [layout.attack_dir(name), layout.attack_metrics(name)]
+        return [layout.attack_dir(name), layout.attack_metrics(name)]  # the leak sweep lives in attack_dir
     return outs
 
 
@@ -102,9 +100,10 @@ def runs_of(p: Params) -> list[RunSpec]:
 STAGES: dict[str, Stage] = {
     "prepare": Stage(
         "01_prepare_data",
-        lambda p, _: dict(dataset=p.data.dataset, test_fraction=p.data.test_fraction, split_seed=p.data.split_seed,
-                          n_train=p.data.n_train, n_test=p.data.n_test, results="results"),
-        lambda layout, p, _: [layout.prepared.parent],
+        lambda p, _: {**p.data.model_dump(), **p.model.model_dump(), "classifier_epochs": p.attack.classifier_epochs,
+                      "lr": p.attack.lr, "batch_size": p.attack.batch_size, "threads": p.train.threads,
+                      "device": p.train.device, "results": "results"},
+        lambda layout, p, _: [layout.prepared.parent, layout.classifier],
     ),
     "train_baseline": Stage("02_train_baseline", _train_params("train_baseline"), _train_outputs("train_baseline")),
     "train_nopeek": Stage("03_train_nopeek", _train_params("train_nopeek"), _train_outputs("train_nopeek"), "alpha_dcor"),
@@ -115,7 +114,8 @@ STAGES: dict[str, Stage] = {
     "figures": Stage(
         "05_figures",
         lambda p, _: dict(runs=[r.name for r in runs_of(p)], results="results", figures_dir="figures"),
-        lambda layout, p, _: [layout.figures, layout.summary, layout.summary_md, layout.tradeoff_plot],
+        lambda layout, p, _: [layout.figures, layout.summary, layout.summary_md, layout.tradeoff_plot,
+                              layout.leak_sweep_all, layout.report],
     ),
 }
 
@@ -147,7 +147,7 @@ def kernel_name() -> str:
 
     if KERNEL in KernelSpecManager().find_kernel_specs():
         return KERNEL
-    log.warning("Jupyter kernel %r is not registered (run `make setup`); using this interpreter's python3", KERNEL)
+    log.warning("Jupyter kernel %r is not registered (run `python3 kit.py setup`); using this interpreter's python3", KERNEL)
     return "python3"
 
 
@@ -188,6 +188,8 @@ def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> 
     if (spec.item_kind is None) != (item is None):
         raise ParamsError(f"stage {stage} takes {'no item' if spec.item_kind is None else 'one item (' + spec.item_kind + ')'}")
     params = load(root / "params.yaml")
+    if stage.startswith("train_") or stage == "prepare":
+        check_device(params, root, warn=stage.startswith("train_"))
     parameters = spec.parameters(params, item)
     layout = Layout(root / "results", root / "figures")
     output = root / "results" / "notebooks" / (f"{stage}-{item}.ipynb" if item is not None else f"{stage}.ipynb")
@@ -201,6 +203,41 @@ def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> 
                 out.unlink()
         raise
     return output
+
+
+def check_device(params: Params, root: Path, warn: bool = True) -> None:
+    """Stop on ``train.device: cuda`` without a GPU; with ``auto`` on a CPU-only machine, warn with a run-time estimate."""
+    import torch
+
+    from .train import resolve_device
+
+    resolve_device(params.train.device)  # ParamsError for cuda without a GPU
+    if warn and params.train.device == "auto" and not torch.cuda.is_available():
+        seconds = estimate(params, root, n_models=1)
+        log.warning("train.device is 'auto' but no GPU is available: this stage trains on the CPU; estimated %s "
+                    "(a few steps timed now; the whole pipeline: `python -m nopeek_repro.pipeline estimate`)",
+                    _duration(seconds))
+
+
+def estimate(params: Params, root: Path, n_models: int | None = None) -> float:
+    """Estimated training time in seconds of ``n_models`` models (default: every model of the pipeline) on this machine."""
+    from . import data, train
+    from .paths import Layout
+
+    layout = Layout(root / "results", root / "figures")
+    if layout.prepared.is_file():
+        split = data.load_split(layout.prepared)
+    else:
+        d = params.data
+        split = data.prepare_dataset(d.dataset, paths.data_dir(root), test_fraction=d.test_fraction,
+                                     split_seed=d.split_seed, n_train=d.n_train, n_test=d.n_test,
+                                     image_size=d.image_size, task=d.task, source=d.source)
+    n = len(runs_of(params)) if n_models is None else n_models
+    return train.estimate_seconds(split, params.train, params.model, n, device=params.train.device)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
 def refresh_notebooks(root: Path | None = None) -> list[Path]:
@@ -230,7 +267,7 @@ def _clean_reference(nb_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nopeek_repro.pipeline", description=__doc__.splitlines()[0])
-    ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}, or refresh-notebooks")
+    ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}; or refresh-notebooks, estimate")
     ap.add_argument("item", nargs="?", help="the sweep value for train_/attack_ nopeek (alpha_dcor) and noise (b)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -238,9 +275,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage == "refresh-notebooks":
             for p in refresh_notebooks():
                 print(p)
+        elif args.stage == "estimate":
+            import torch
+
+            root = paths.find_root()
+            params = load(root / "params.yaml")
+            seconds = estimate(params, root)
+            where = "GPU" if params.train.device != "cpu" and torch.cuda.is_available() else "CPU"
+            print(f"estimated training time of the whole pipeline on this machine's {where}: {_duration(seconds)} "
+                  f"({len(runs_of(params))} models x {len(params.train.seeds)} seeds x {params.train.epochs} epochs)")
         else:
             print(run_stage(args.stage, args.item))
-    except (ParamsError, FileNotFoundError) as err:
+    except (ParamsError, FileNotFoundError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # papermill's PapermillExecutionError and friends

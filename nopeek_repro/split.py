@@ -12,6 +12,10 @@ the raw data lives; together they are the gradient of the NoPeek objective
 ``alpha_dcor * DCOR(X, Z) + alpha_task * CE``. Only detached copies cross the boundary, so the
 two objects could run in different processes.
 
+Each party keeps its network on its own device (CPU or CUDA); a tensor that arrives is moved to
+the receiver's device, and :meth:`Client.activations` / :meth:`Server.predict` hand back CPU
+tensors.
+
 The uniform-noise defence lives on the client too: it adds U(-b, b) to what it sends, in training
 and at test time. The attacker (an honest-but-curious server) only ever sees the sent tensor.
 """
@@ -30,6 +34,11 @@ from .dcor import distance_correlation
 def _send(t: Tensor) -> Tensor:
     """What crosses the wire: a detached copy with no autograd history."""
     return t.detach().clone()
+
+
+def _device_of(net: nn.Module) -> torch.device:
+    p = next(net.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Client:
         if noise < 0:
             raise ValueError(f"noise must be >= 0 (half-width b of U(-b, b)), got {noise}")
         self.net = net
+        self.device = _device_of(net)
         self.alpha_dcor = alpha_dcor
         self.noise = noise
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
@@ -69,6 +79,7 @@ class Client:
     def forward(self, x: Tensor) -> Tensor:
         """Training forward pass; returns the activations sent to the server."""
         self.net.train()
+        x = x.to(self.device)
         self._x = x
         self._z = self.net(x)
         return _send(self._noisy(self._z))
@@ -81,11 +92,11 @@ class Client:
         self.optimizer.zero_grad(set_to_none=True)
         if self.alpha_dcor > 0:
             dcor = distance_correlation(x, self._z)
-            torch.autograd.backward([self._z, self.alpha_dcor * dcor], [grad_z.to(self._z.dtype), None])
+            torch.autograd.backward([self._z, self.alpha_dcor * dcor], [grad_z.to(self._z), None])
         else:
             with torch.no_grad():
                 dcor = distance_correlation(x, self._z)
-            self._z.backward(grad_z.to(self._z.dtype))
+            self._z.backward(grad_z.to(self._z))
         self.optimizer.step()
         self._x = self._z = None
         return ClientStep(dcor=float(dcor.detach()))
@@ -94,14 +105,14 @@ class Client:
     def activations(self, x: Tensor, batch_size: int = 512) -> Tensor:
         """Evaluation forward pass: what the server sees for inputs ``x`` (noise included)."""
         self.net.eval()
-        out = [self._noisy(self.net(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        out = [self._noisy(self.net(x[i : i + batch_size].to(self.device))).cpu() for i in range(0, len(x), batch_size)]
         return _send(torch.cat(out))
 
     @torch.no_grad()
     def clean_activations(self, x: Tensor, batch_size: int = 512) -> Tensor:
         """The cut-layer output before any noise (for measuring the client itself)."""
         self.net.eval()
-        return torch.cat([self.net(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([self.net(x[i : i + batch_size].to(self.device)).cpu() for i in range(0, len(x), batch_size)])
 
 
 @dataclass
@@ -117,6 +128,7 @@ class Server:
         if alpha_task <= 0:
             raise ValueError(f"alpha_task must be > 0, got {alpha_task}")
         self.net = net
+        self.device = _device_of(net)
         self.alpha_task = alpha_task
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         self.last = ServerStep(loss=float("nan"), correct=0)
@@ -124,7 +136,8 @@ class Server:
     def train_step(self, z: Tensor, y: Tensor) -> Tensor:
         """One update on received activations; returns dL/dz for the client."""
         self.net.train()
-        z = z.detach().requires_grad_(True)
+        z = z.detach().to(self.device).requires_grad_(True)
+        y = y.to(self.device)
         logits = self.net(z)
         loss = self.alpha_task * F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -138,4 +151,4 @@ class Server:
     def predict(self, z: Tensor, batch_size: int = 512) -> Tensor:
         """Class predictions for received activations."""
         self.net.eval()
-        return torch.cat([self.net(z[i : i + batch_size]).argmax(1) for i in range(0, len(z), batch_size)])
+        return torch.cat([self.net(z[i : i + batch_size].to(self.device)).argmax(1).cpu() for i in range(0, len(z), batch_size)])

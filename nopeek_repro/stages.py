@@ -9,20 +9,21 @@ complete, are written only after everything else of the stage succeeded.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .report import ReportContext
 
 from . import attacks, data, paths, summary, train
-from .config import AttackParams, DataParams, TrainParams
+from .config import AttackParams, DataParams, ModelParams, TrainParams
 from .defences import RunSpec
 from .paths import Layout
-
-log = logging.getLogger(__name__)
-
 
 def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> Layout:
     """A :class:`Layout` from paths relative to the repository root (figures default: results/figures)."""
@@ -33,26 +34,39 @@ def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> L
 __all__ = ["Layout", "attack_run", "make_figures", "make_layout", "prepare", "train_run"]
 
 
-def prepare(layout: Layout, params: DataParams, raw: Path) -> data.Split:
-    """Check and load the raw data, make the seeded split, save it; returns the split."""
-    data.check_sample(raw)
-    split = data.prepare(raw, params.test_fraction, params.split_seed, params.n_train, params.n_test)
+def prepare(layout: Layout, params: DataParams, data_dir: Path) -> data.Split:
+    """Check and load the raw data set, make the seeded split, save it; returns the split."""
+    split = data.prepare_dataset(
+        params.dataset, data_dir, test_fraction=params.test_fraction, split_seed=params.split_seed,
+        n_train=params.n_train, n_test=params.n_test, image_size=params.image_size, task=params.task,
+        source=params.source)
     data.save_split(split, layout.prepared)
     (layout.prepared.parent / "split.json").write_text(json.dumps({
         "dataset": params.dataset, "n_train": len(split.train_idx), "n_test": len(split.test_idx),
-        "train_class_counts": np.bincount(split.y_train.numpy(), minlength=10).tolist(),
-        "test_class_counts": np.bincount(split.y_test.numpy(), minlength=10).tolist(),
+        "image_shape": list(split.image_shape), "n_classes": split.n_classes,
+        "train_class_counts": np.bincount(split.y_train.numpy(), minlength=split.n_classes).tolist(),
+        "test_class_counts": np.bincount(split.y_test.numpy(), minlength=split.n_classes).tolist(),
     }, indent=1) + "\n")
     return split
 
 
-def train_run(layout: Layout, spec: RunSpec, params: TrainParams, cut_layer: int, block_size: int = 1024,
+def train_classifier(layout: Layout, model: ModelParams, train_params: TrainParams, params: AttackParams,
+                     progress: bool = True) -> float:
+    """Train and save the attack-accuracy classifier on clean training images; returns its clean test accuracy."""
+    split = data.load_split(layout.prepared)
+    train.set_determinism(0, train_params.threads)
+    net, clean = attacks.train_classifier(split, model, train_params, params, seed=0, progress=progress)
+    attacks.save_classifier(net, clean, model, layout.classifier)
+    return clean
+
+
+def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelParams | int, block_size: int = 1024,
               progress: bool = True) -> pd.DataFrame:
     """Train ``spec`` once per seed; save models, the per-epoch history and the metrics file."""
     split = data.load_split(layout.prepared)
     per_seed, histories = {}, []
     for seed in params.seeds:
-        trained = train.train(spec, split, params, cut_layer, seed, progress=progress)
+        trained = train.train(spec, split, params, model, seed, progress=progress)
         train.save(trained, layout.model_dir(spec.name) / f"seed{seed}")
         per_seed[seed] = train.evaluate(trained.client, trained.server, split, block_size)
         histories.append(trained.history.assign(run=spec.name, seed=seed))
@@ -65,29 +79,60 @@ def train_run(layout: Layout, spec: RunSpec, params: TrainParams, cut_layer: int
 
 def attack_run(layout: Layout, run: str, train_params: TrainParams, params: AttackParams,
                progress: bool = True) -> pd.DataFrame:
-    """Decoder attack on every seed's trained client of ``run``; saves metrics and examples."""
+    """Every attack protocol on every seed's trained client of ``run``; saves metrics, the leak sweep, examples.
+
+    Per seed: the main attack at ``leak_fraction`` (with attack accuracy), the ``leak_sweep``
+    fractions, and the authors' 90/10 protocol (``authors_*`` metrics) unless ``authors_split`` is None.
+    """
     split = data.load_split(layout.prepared)
     train.set_determinism(0, train_params.threads)
     seeds = sorted(int(p.name[4:]) for p in layout.model_dir(run).glob("seed*"))
     if not seeds:
         raise FileNotFoundError(f"{layout.model_dir(run)}: no trained seeds; run the training stage of {run} first")
-    per_seed, examples = {}, {}
+    classifier, _ = attacks.load_classifier(layout.classifier, split, train_params.device)
+    fractions = sorted({params.leak_fraction, *params.leak_sweep})
+    per_seed, examples, sweep = {}, {}, []
     for seed in seeds:
         trained = train.load(layout.model_dir(run) / f"seed{seed}", split, train_params)
-        result = attacks.decoder_attack(trained.client, split, params, seed, progress=progress)
-        per_seed[seed] = result.metrics
-        examples[f"seed{seed}"] = result.examples
+        for fraction in fractions:
+            result = attacks.decoder_attack(trained.client, split, params, seed, progress=progress,
+                                            leak_fraction=fraction, classifier=classifier)
+            sweep.append({"run": run, "seed": seed, "leak_fraction": fraction, **result.metrics})
+            if fraction == params.leak_fraction:
+                per_seed[seed] = dict(result.metrics)
+                examples[f"seed{seed}"] = result.examples
+        if params.authors_split is not None:
+            per_seed[seed].update(attacks.authors_attack(trained.client, split, params, seed, progress, classifier))
     out = layout.attack_dir(run)
     out.mkdir(parents=True, exist_ok=True)
     shown = attacks.example_indices(split.y_test, params.n_examples)
     np.savez_compressed(out / "examples.npz", test_pos=shown, test_idx=split.test_idx[shown], **examples)
+    pd.DataFrame(sweep).to_csv(layout.leak_sweep(run), index=False, float_format="%.6g")
     summary.write_metrics(layout.attack_metrics(run), per_seed)
     return pd.DataFrame.from_dict(per_seed, orient="index").rename_axis("seed")
 
 
+def report_context(layout: Layout, table: pd.DataFrame, runs: list[RunSpec]) -> "ReportContext":
+    """What was run, read back from the stages' own outputs (so the report describes what really ran)."""
+    from .report import ReportContext
+
+    split_info = json.loads((layout.prepared.parent / "split.json").read_text())
+    first = layout.model_dir(runs[0].name) / f"seed{int(table.seed.min())}" / "run.json"
+    model = json.loads(first.read_text())["model"]
+    clean = None
+    if (layout.classifier / "classifier.json").is_file():
+        clean = json.loads((layout.classifier / "classifier.json").read_text())["clean_accuracy"]
+    epochs = int(pd.read_csv(layout.history(runs[0].name)).epoch.max())
+    fraction = float(table.leak_fraction.iloc[0]) if "leak_fraction" in table else float("nan")
+    return ReportContext(dataset=split_info["dataset"], n_classes=int(split_info["n_classes"]), arch=model["arch"],
+                         cut_layer=model["cut_layer"], epochs=epochs, seeds=sorted(int(s) for s in table.seed.unique()),
+                         leak_fraction=fraction, clean_accuracy=clean,
+                         notes=[f"{split_info['n_train']} training and {split_info['n_test']} held-out test images."])
+
+
 def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dict[str, Figure]]:
-    """Build the summary table and the four figures; save CSVs and PNGs. Returns (aggregate, figures)."""
-    from . import figures  # seaborn/matplotlib are slow to import: only this stage needs them
+    """Build the summary tables, the figures and the replication report; save them. Returns (aggregate, figures)."""
+    from . import figures, report  # seaborn/matplotlib are slow to import: only this stage needs them
 
     names = [r.name for r in runs]
     table = summary.build(runs, {n: layout.train_metrics(n) for n in names}, {n: layout.attack_metrics(n) for n in names})
@@ -98,16 +143,22 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     layout.tradeoff_plot.parent.mkdir(parents=True, exist_ok=True)
     agg[["run", "defence", "recon_mse", "test_accuracy", "leakage_dcor"]].to_csv(
         layout.tradeoff_plot, index=False, float_format="%.6g")
+    sweep = pd.concat([pd.read_csv(layout.leak_sweep(n)) for n in names], ignore_index=True)
+    sweep.to_csv(layout.leak_sweep_all, index=False, float_format="%.6g")
+
+    context = report_context(layout, table, runs)
+    layout.report.write_text(report.replication_report(table, context))
 
     split = data.load_split(layout.prepared)
     first = np.load(layout.attack_dir(names[0]) / "examples.npz")
     recons = {n: np.load(layout.attack_dir(n) / "examples.npz")[f"seed{table[table.run == n].seed.min()}"] for n in names}
     histories = pd.concat([pd.read_csv(layout.history(n)) for n in names if RunSpec.from_name(n).defence != "noise"])
     figs = {
-        "tradeoff": figures.tradeoff(agg, chance=1.0 / split.n_classes),
-        "reconstructions": figures.reconstruction_grid(split.x_test[first["test_pos"], 0].numpy(), recons, k=len(first["test_pos"])),
+        "tradeoff": figures.tradeoff(agg, chance=context.chance),
+        "reconstructions": figures.reconstruction_grid(split.x_test[first["test_pos"]].numpy(), recons, k=len(first["test_pos"])),
         "leakage_vs_alpha": figures.leakage_vs_alpha(agg),
         "training_curves": figures.training_curves(histories),
+        "leak_sweep": figures.leak_sweep(sweep, chance=context.chance, clean_accuracy=context.clean_accuracy),
     }
     layout.figures.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():

@@ -7,13 +7,17 @@ set, V-statistic, on what the server sees). After training, :func:`evaluate` giv
 bias-corrected ``leakage_dcor_unbiased`` = dCor^2_U).
 
 Same parameters and seed give the same numbers on the CPU: seeds fix the initial weights, the
-batch order and the noise, and the thread count is fixed by the caller.
+batch order and the noise, and the thread count is fixed by the caller. ``train.device`` picks
+where the two parties' networks run (``auto``: CUDA when available); the data stay on the CPU and
+each batch is moved to the party's device. Learning rates follow a step decay (``lr_milestones``,
+``lr_gamma``; none by default), applied to the client and the server alike.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +25,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .config import TrainParams
+from .config import ModelParams, ParamsError, TrainParams
 from .data import Split
 from .dcor import leakage
 from .defences import RunSpec
 from .metrics import accuracy
-from .models import build_split_cnn
+from .models import build_split_model
 from .split import Client, Server
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,7 @@ log = logging.getLogger(__name__)
 class Trained:
     spec: RunSpec
     seed: int
-    cut_layer: int
+    model: ModelParams
     client: Client
     server: Server
     history: pd.DataFrame
@@ -50,16 +54,37 @@ def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
 
 
 def set_determinism(seed: int, threads: int) -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, when on CUDA
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def make_parties(spec: RunSpec, cut_layer: int, split: Split, lr: float, alpha_task: float, seed: int) -> tuple[Client, Server]:
+def resolve_device(device: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) as a torch device; a clear error for CUDA without a GPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParamsError("train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto "
+                          "(CUDA when available, else the CPU)")
+    return torch.device(device)
+
+
+def as_model(model: ModelParams | int) -> ModelParams:
+    """Model parameters; a bare int is a cut of the default small CNN (``ModelParams(cut_layer=...)``)."""
+    return model if isinstance(model, ModelParams) else ModelParams(cut_layer=model)
+
+
+def make_parties(spec: RunSpec, model: ModelParams | int, split: Split, lr: float, alpha_task: float, seed: int,
+                 device: str = "cpu") -> tuple[Client, Server]:
+    """A freshly initialised client/server pair (weights from ``seed``) on ``device``."""
+    model = as_model(model)
     torch.manual_seed(seed)
-    client_net, server_net = build_split_cnn(cut_layer, split.image_shape, split.n_classes)
-    client = Client(client_net, lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed)
-    server = Server(server_net, lr=lr, alpha_task=alpha_task)
+    client_net, server_net = build_split_model(model.arch, model.cut_layer, split.image_shape, split.n_classes,
+                                               **model.options())
+    dev = resolve_device(device)
+    client = Client(client_net.to(dev), lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed)
+    server = Server(server_net.to(dev), lr=lr, alpha_task=alpha_task)
     return client, server
 
 
@@ -76,10 +101,11 @@ def evaluate(client: Client, server: Server, split: Split, block_size: int = 102
     """Test accuracy and leakage DCOR(X, Z) (both estimators) on the held-out test set.
 
     The per-epoch history uses ``dtype=float32`` (a faster, ~1e-4-accurate curve); final metrics
-    are float64.
+    are float64. Leakage is computed on the client's device (blocked, so a large test set fits).
     """
     z = client.activations(split.x_test)
-    leak = leakage(split.x_test, z, block_size=block_size, dtype=dtype)
+    dev = client.device
+    leak = leakage(split.x_test.to(dev), z.to(dev), block_size=block_size, dtype=dtype)
     out = {"test_accuracy": accuracy(server.predict(z), split.y_test), "leakage_dcor": leak["dcor"]}
     if unbiased:
         out["leakage_dcor_unbiased"] = leak["dcor_unbiased_sqr"]
@@ -87,11 +113,14 @@ def evaluate(client: Client, server: Server, split: Split, block_size: int = 102
 
 
 def train(
-    spec: RunSpec, split: Split, params: TrainParams, cut_layer: int, seed: int, progress: bool = True
+    spec: RunSpec, split: Split, params: TrainParams, model: ModelParams | int, seed: int, progress: bool = True
 ) -> Trained:
     """Train one split model of ``spec`` with one seed; see the module doc for what is recorded."""
+    model = as_model(model)
     set_determinism(seed, params.threads)
-    client, server = make_parties(spec, cut_layer, split, params.lr, params.alpha_task, seed)
+    client, server = make_parties(spec, model, split, params.lr, params.alpha_task, seed, params.device)
+    schedules = [torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones),
+                                                      gamma=params.lr_gamma) for p in (client, server)]
     order = torch.Generator().manual_seed(seed)
     rows = []
     bar = progress_bar(range(1, params.epochs + 1), f"{spec.name} seed {seed}", progress)
@@ -106,6 +135,8 @@ def train(
             ce_sum += server.last.loss / params.alpha_task
             dcor_sum += step.dcor
             n_batches += 1
+        for schedule in schedules:
+            schedule.step()
         ev = evaluate(client, server, split, dtype=torch.float32, unbiased=False)
         rows.append(
             {
@@ -118,7 +149,7 @@ def train(
         )
         bar.set_postfix(acc=f"{ev['test_accuracy']:.3f}", dcor=f"{ev['leakage_dcor']:.3f}")
         log.info("%s seed %d epoch %d: %s", spec.name, seed, epoch, rows[-1])
-    return Trained(spec, seed, cut_layer, client, server, pd.DataFrame(rows))
+    return Trained(spec, seed, model, client, server, pd.DataFrame(rows))
 
 
 def save(trained: Trained, folder: Path) -> None:
@@ -128,7 +159,7 @@ def save(trained: Trained, folder: Path) -> None:
     torch.save(trained.server.net.state_dict(), folder / "server.pt")
     trained.history.to_csv(folder / "history.csv", index=False, float_format="%.6g")
     run = {"name": trained.spec.name, "defence": trained.spec.defence, "alpha_dcor": trained.spec.alpha_dcor,
-           "noise": trained.spec.noise, "seed": trained.seed, "cut_layer": trained.cut_layer}
+           "noise": trained.spec.noise, "seed": trained.seed, "model": trained.model.model_dump()}
     (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
@@ -138,7 +169,26 @@ def load(folder: Path, split: Split, params: TrainParams) -> Trained:
         raise FileNotFoundError(f"{folder}: no trained model here; run its training stage first")
     run = json.loads((folder / "run.json").read_text())
     spec = RunSpec(run["defence"], alpha_dcor=run["alpha_dcor"], noise=run["noise"])
-    client, server = make_parties(spec, run["cut_layer"], split, params.lr, params.alpha_task, run["seed"])
-    client.net.load_state_dict(torch.load(folder / "client.pt", weights_only=True))
-    server.net.load_state_dict(torch.load(folder / "server.pt", weights_only=True))
-    return Trained(spec, run["seed"], run["cut_layer"], client, server, pd.read_csv(folder / "history.csv"))
+    model = ModelParams(**run["model"])
+    client, server = make_parties(spec, model, split, params.lr, params.alpha_task, run["seed"], params.device)
+    client.net.load_state_dict(torch.load(folder / "client.pt", weights_only=True, map_location=client.device))
+    server.net.load_state_dict(torch.load(folder / "server.pt", weights_only=True, map_location=server.device))
+    return Trained(spec, run["seed"], model, client, server, pd.read_csv(folder / "history.csv"))
+
+
+def estimate_seconds(split: Split, params: TrainParams, model: ModelParams, n_models: int, device: str = "cpu",
+                     steps: int = 3) -> float:
+    """Rough run time of training ``n_models`` models x seeds x epochs, from timing a few real NoPeek steps now."""
+    import time
+
+    set_determinism(0, params.threads)
+    client, server = make_parties(RunSpec("nopeek", alpha_dcor=1.0), model, split, params.lr, params.alpha_task, 0, device)
+    n = min(params.batch_size, len(split.x_train))
+    x, y = split.x_train[:n], split.y_train[:n]
+    client.backward(server.train_step(client.forward(x), y))  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        client.backward(server.train_step(client.forward(x), y))
+    per_step = (time.perf_counter() - start) / steps
+    steps_per_epoch = max(1, len(split.x_train) // params.batch_size)
+    return per_step * steps_per_epoch * params.epochs * len(params.seeds) * n_models

@@ -15,8 +15,13 @@ seeds = [0]
 epochs = 1
 batch_size = 64
 lr = 1e-3
+lr_milestones = []
+lr_gamma = 0.1
 alpha_task = 1.0
 threads = 2
+device = "cpu"
+arch = "cnn"
+depth = None
 cut_layer = 1
 block_size = 1024
 results = "results/smoke"
@@ -26,10 +31,11 @@ from nopeek_repro import config, stages
 from nopeek_repro.defences import RunSpec
 
 train_params = config.validate(config.TrainParams, dict(seeds=seeds, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                        alpha_task=alpha_task, threads=threads))
-config.validate(config.ModelParams, dict(cut_layer=cut_layer))
+                                                        lr_milestones=lr_milestones, lr_gamma=lr_gamma,
+                                                        alpha_task=alpha_task, threads=threads, device=device))
+model = config.validate(config.ModelParams, dict(arch=arch, depth=depth, cut_layer=cut_layer))
 layout = stages.make_layout(results)
-per_seed = stages.train_run(layout, RunSpec(), train_params, cut_layer, block_size)
+per_seed = stages.train_run(layout, RunSpec(), train_params, model, block_size)
 
 # %% [markdown]
 # Final test accuracy and leakage, one row per seed.

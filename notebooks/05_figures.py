@@ -2,8 +2,9 @@
 # # 5. Results and figures
 #
 # This notebook joins every model's training and attack metrics into `results/summary.csv` (one
-# row per model and seed) and draws the figures the README shows. Points are means over seeds;
-# error bars one standard deviation.
+# row per model and seed), draws the figures the README shows, and writes the **replication
+# report** `results/report.md`: the paper's claims, this run's numbers and a verdict computed from
+# them. Points are means over seeds; error bars one standard deviation.
 #
 # What to look for (the paper's claims, on this data):
 # - with a moderate `alpha_dcor`, NoPeek lowers the leakage DCOR(X, Z) and raises the decoder's
@@ -61,6 +62,26 @@ figs["leakage_vs_alpha"]
 
 # %%
 figs["training_curves"]
+
+# %% [markdown]
+# ## e. The attack against the leak fraction
+# Reconstruction error and attack accuracy when the attacker holds more or fewer training pairs
+# (the decoder trains for the same number of epochs at every fraction).
+
+# %%
+figs["leak_sweep"]
+
+# %% [markdown]
+# ## The replication report
+# Each claim of the paper, this run's numbers and the computed verdict (the whole report, with the
+# criteria, is `results/report.md`).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from nopeek_repro import report
+
+context = stages.report_context(layout, pd.read_csv(layout.summary), [RunSpec.from_name(r) for r in runs])
+print(report.claims(pd.read_csv(layout.summary), context)[["verdict"]].to_string())
 
 # %% [markdown]
 # ## The summary table

@@ -11,9 +11,8 @@ from nopeek_repro.config import ParamsError
 
 def test_repository_params_are_valid(root):
     p = config.load(root / "params.yaml")
-    assert p.data.dataset == "mnist-sample"
-    assert p.model.cut_layer in config.CUT_LAYERS
-    assert len(p.nopeek.alpha_dcor) >= 3 and len(p.noise.scale) >= 2
+    assert p.data.dataset == "mnist-sample" and p.model.arch == "cnn" and p.train.device == "cpu"
+    assert len(p.nopeek.alpha_dcor) >= 3 and len(p.noise.scale) >= 2 and len(p.train.seeds) >= 3
 
 
 def _write(tmp_path, patch):
@@ -30,13 +29,20 @@ def _write(tmp_path, patch):
     "patch,expected",
     [
         ({"nopeek.alpha_dcor": [10, -1]}, r"params.yaml: nopeek.alpha_dcor\[1\] = -1: Input should be greater than 0"),
-        ({"data.dataset": "imagenet"}, r"data.dataset = 'imagenet': Input should be 'mnist-sample'"),
+        ({"data.dataset": "imagenet"}, r"data.dataset = 'imagenet': Input should be 'mnist-sample', 'mnist', 'fashion-mnist', 'cifar10', 'utkface', 'folder' or 'npz'"),
+        ({"data.dataset": "folder"}, r"data.source = None: needed for data.dataset = 'folder': the path under data/ of a folder of class sub-folders"),
+        ({"model.arch": "vgg"}, r"model.arch = 'vgg': Input should be 'cnn', 'resnet29' or 'utkface'"),
+        ({"model.cut_layer": "stage5.block0"}, r"model.cut_layer = 'stage5.block0': not a cut point of cnn; allowed: block1, block2, or 1..2"),
+        ({"train.device": "tpu"}, r"train.device = 'tpu': Input should be 'cpu', 'cuda' or 'auto'"),
+        ({"attack.decoder": "unet"}, r"attack.decoder = 'unet': Input should be 'simple' or 'resnet'"),
+        ({"attack.leak_sweep": [0.1, 2]}, r"attack.leak_sweep\[1\] = 2: Input should be less than or equal to 1"),
         ({"attack.leak_fraction": 1.5}, r"attack.leak_fraction = 1.5: Input should be less than or equal to 1"),
         ({"attack.leak_fraction": 0}, r"attack.leak_fraction = 0: Input should be greater than 0"),
         ({"train.batch_size": 1}, r"train.batch_size = 1: Input should be greater than or equal to 2"),
-        ({"model.cut_layer": 3}, r"model.cut_layer = 3: Input should be 1 or 2"),
+        ({"model.cut_layer": 3}, r"model.cut_layer = 3: not a cut point of cnn; allowed: block1, block2, or 1..2"),
         ({"train.epochs": "many"}, r"train.epochs = 'many': Input should be a valid integer"),
         ({"noise.scale": []}, r"noise.scale = \[\]: List should have at least 1 item"),
+        ({"nopeek.alpha_dcor": [10, 1000.0]}, r"nopeek.alpha_dcor\[1\] = 1000.0: write whole numbers without a decimal point \(1000, not 1000.0\)"),
         ({"train.lerning_rate": 0.1}, r"train.lerning_rate = 0.1: unknown parameter"),
     ],
 )
@@ -61,3 +67,33 @@ def test_missing_and_malformed_files(tmp_path):
 def test_validate_names_the_source():
     with pytest.raises(ParamsError, match=r"^parameters: epochs = 0: Input should be greater than or equal to 1$"):
         config.validate(config.TrainParams, {"epochs": 0})
+
+
+def test_resnet_cut_points_are_checked(tmp_path):
+    raw = yaml.safe_load((config.paths.find_root() / "params.yaml").read_text())
+    raw["model"] = {"arch": "resnet29", "depth": 29, "cut_layer": "stage2.block1"}
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(raw))
+    assert config.load(f).model.cut_layer == "stage2.block1"
+    raw["model"]["cut_layer"] = "stage3.block0"
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"model.cut_layer = 'stage3.block0': not a cut point of resnet29; allowed: stem, stage0.block0"):
+        config.load(f)
+
+
+@pytest.mark.parametrize("name", ["cifar10-paper", "utkface-paper", "mnist-full"])
+def test_named_parameter_sets_are_valid(root, name):
+    p = config.load(root / "params" / f"{name}.yaml")
+    assert p.train.device == "auto" and len(p.train.seeds) >= 3
+
+
+def test_cifar10_paper_set_has_the_authors_settings(root):
+    p = config.load(root / "params" / "cifar10-paper.yaml")
+    assert (p.data.dataset, p.model.arch, p.model.depth, p.model.cut_layer) == ("cifar10", "resnet29", 29, "stage2.block1")
+    assert (p.train.lr, p.train.batch_size, p.train.epochs, p.train.alpha_task) == (1e-4, 128, 200, 0.1)
+    assert 1000 in p.nopeek.alpha_dcor and p.attack.decoder == "resnet" and p.attack.authors_split == 0.9
+
+
+def test_config_cli_checks_a_file(tmp_path, capsys):
+    assert config.main(["check", str(_write(tmp_path, {"train.epochs": 0}))]) == 2
+    assert "train.epochs = 0: Input should be greater than or equal to 1" in capsys.readouterr().err

@@ -24,6 +24,11 @@ def test_altered_file_is_not_overwritten_silently(tmp_path):
     with pytest.raises(DataError, match=r"differs from the embedded MNIST sample; run `python3 kit.py data`"):
         data.materialise(tmp_path)
     assert data.materialise(tmp_path, force=True).read_bytes() == data.sample_source().read_bytes()
+    dst.write_bytes(b"changed")
+    assert data.materialise(tmp_path, True) == dst  # the former positional signature (data_dir, force)
+    dst.write_bytes(b"changed")
+    assert data.materialise("mnist-sample", tmp_path, force=True).read_bytes() == data.sample_source().read_bytes()
+    assert data.check("mnist-sample", tmp_path) == dst
 
 
 def test_repository_data_matches_data_dvc(root):
@@ -88,6 +93,9 @@ def test_prepare_save_load_roundtrip(tmp_path, tiny_split):
     back = data.load_split(tmp_path / "split.npz")
     assert (back.x_test == tiny_split.x_test).all() and (back.y_train == tiny_split.y_train).all()
     assert (back.test_idx == tiny_split.test_idx).all()
+    assert back.classes is None and back.val_idx is None and back.train_targets == {} and back.n_classes == 10
+    assert sorted(np.load(tmp_path / "split.npz").files) == sorted(
+        ["x_train", "y_train", "x_test", "y_test", "train_idx", "test_idx"])  # the sample's file is as before
     with pytest.raises(DataError, match="prepared split missing"):
         data.load_split(tmp_path / "none.npz")
 
@@ -101,3 +109,5 @@ def test_cli_reports_altered_data(tmp_path, monkeypatch, capsys):
     (tmp_path / "data" / paths.DATA_FILE).unlink()
     assert data.main(["check"]) == 2
     assert "data file missing; run `python3 kit.py data`" in capsys.readouterr().err
+    assert data.main(["materialise"]) == 0 and data.main(["check", "--dataset", "mnist-sample"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{tmp_path / 'data' / paths.DATA_FILE}: ok"

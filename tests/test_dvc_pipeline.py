@@ -15,7 +15,7 @@ SMOKE = {
     "train": {"seeds": [0], "epochs": 1},
     "nopeek": {"alpha_dcor": [30]},
     "noise": {"scale": [2]},
-    "attack": {"epochs": 1},
+    "attack": {"epochs": 1, "leak_sweep": [0.25], "classifier_epochs": 1},
 }
 RUNS = ["baseline", "nopeek-a30", "noise-b2"]
 
@@ -48,7 +48,10 @@ def test_dvc_repro_end_to_end(repo_copy):
     assert {"defence", "alpha_dcor", "noise", "test_accuracy", "leakage_dcor", "leakage_dcor_unbiased",
             "recon_mse", "recon_psnr", "recon_ssim"} <= set(summary.columns)
     assert summary[["test_accuracy", "leakage_dcor", "recon_mse"]].notna().all().all()
-    for fig in ["tradeoff", "reconstructions", "leakage_vs_alpha", "training_curves"]:
+    assert summary.attack_accuracy.notna().all() and summary.authors_recon_mse.notna().all()
+    report = (repo / "results" / "report.md").read_text()
+    assert "## The paper's claims" in report and "nan" not in report.lower()
+    for fig in ["tradeoff", "reconstructions", "leakage_vs_alpha", "training_curves", "leak_sweep"]:
         assert (repo / "figures" / f"{fig}.png").stat().st_size > 10_000
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert len(executed) == 8 and "train_nopeek-30.ipynb" in executed

@@ -28,7 +28,7 @@ def _agg() -> pd.DataFrame:
             rows.append(dict(run=run, defence=defence, alpha_dcor=float(a), noise=float(b), seed=seed,
                              test_accuracy=acc + eps, leakage_dcor=d + eps, leakage_dcor_unbiased=du + eps,
                              recon_mse=mse * (1 + eps), recon_psnr=-10 * np.log10(mse), recon_ssim=1 - 5 * mse))
-    return summary.aggregate(pd.DataFrame(rows)[summary.COLUMNS])
+    return summary.aggregate(pd.DataFrame(rows).reindex(columns=summary.COLUMNS))
 
 
 @pytest.mark.mpl_image_compare(tolerance=TOL)
@@ -54,3 +54,25 @@ def test_training_curves_figure():
                  test_dcor=0.99 - k * 0.1 * e / 5 + s * 0.005)
             for k, run in enumerate(["baseline", "nopeek-a10", "nopeek-a30"]) for s in (0, 1) for e in range(1, 6)]
     return figures.training_curves(pd.DataFrame(rows))
+
+
+def _sweep() -> pd.DataFrame:
+    rows = []
+    for k, run in enumerate(["baseline", "nopeek-a30", "noise-b4"]):
+        for seed in (0, 1):
+            for f in (0.1, 0.25, 0.5):
+                rows.append(dict(run=run, seed=seed, leak_fraction=f, recon_mse=0.01 * (k + 1) / (1 + 4 * f) + seed * 1e-3,
+                                 attack_accuracy=0.9 - 0.3 * k + 0.1 * f - seed * 0.02))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.mpl_image_compare(tolerance=TOL)
+def test_leak_sweep_figure():
+    return figures.leak_sweep(_sweep(), chance=0.1, clean_accuracy=0.95)
+
+
+@pytest.mark.mpl_image_compare(tolerance=TOL)
+def test_colour_reconstruction_grid_figure():
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    originals = np.stack([np.stack([xx * (k + 1) / 4 % 1, yy, (xx + yy) / 2]) for k in range(4)])  # (4, 3, 32, 32)
+    return figures.reconstruction_grid(originals, {"baseline": originals * 0.8, "nopeek-a30": originals[:, ::-1] * 0.6}, k=4)

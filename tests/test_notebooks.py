@@ -24,7 +24,7 @@ def test_reference_notebook_matches_its_source(root, name):
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
     pngs = sum("image/png" in o.get("data", {}) for c in ref.cells if c.cell_type == "code" for o in c.outputs)
-    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 4}.get(name, 0)
+    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 5}.get(name, 0)
 
 
 @pytest.mark.slow
@@ -37,7 +37,8 @@ def test_every_notebook_runs_through_papermill(repo_copy):
     smoke = repo_copy / "results" / "smoke"
     assert (smoke / "summary.csv").is_file()
     assert sorted(p.name for p in (smoke / "figures").glob("*.png")) == [
-        "leakage_vs_alpha.png", "reconstructions.png", "tradeoff.png", "training_curves.png"]
+        "leak_sweep.png", "leakage_vs_alpha.png", "reconstructions.png", "tradeoff.png", "training_curves.png"]
+    assert (smoke / "report.md").is_file() and (smoke / "leak_sweep.csv").is_file()
 
 
 NBVAL = ["-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax", "--nbval-current-env",

@@ -12,26 +12,31 @@ from nopeek_repro.defences import RunSpec, all_runs
 
 
 def test_prepare_refuses_altered_data(tmp_path):
-    raw = tmp_path / paths.DATA_FILE
-    raw.write_bytes(b"not the sample")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / paths.DATA_FILE).write_bytes(b"not the sample")
     layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
     with pytest.raises(data.DataError, match="differs from the embedded MNIST sample"):
-        stages.prepare(layout, config.DataParams(), raw)
+        stages.prepare(layout, config.DataParams(), tmp_path / "data")
     assert not layout.prepared.exists()
 
 
 def test_all_stages_on_a_tiny_split(tmp_path, root):
     layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
-    split = stages.prepare(layout, config.DataParams(n_train=128, n_test=64), root / "data" / paths.DATA_FILE)
+    split = stages.prepare(layout, config.DataParams(n_train=128, n_test=64), root / "data")
     assert json.loads((layout.prepared.parent / "split.json").read_text())["n_test"] == 64 == len(split.x_test)
     tp = config.TrainParams(seeds=[0, 1], epochs=1, batch_size=32)
-    ap = config.AttackParams(epochs=1, batch_size=32, n_examples=3)
+    ap = config.AttackParams(epochs=1, batch_size=32, n_examples=3, leak_sweep=[0.25], classifier_epochs=1)
+    clean = stages.train_classifier(layout, config.ModelParams(), tp, ap, progress=False)
+    assert 0 <= clean <= 1 and (layout.classifier / "classifier.pt").is_file()
     runs = all_runs([30.0], [2.0])
     for spec in runs:
-        per_seed = stages.train_run(layout, spec, tp, cut_layer=1, progress=False)
+        per_seed = stages.train_run(layout, spec, tp, config.ModelParams(), progress=False)
         assert per_seed.index.tolist() == [0, 1]
         scores = stages.attack_run(layout, spec.name, tp, ap, progress=False)
         assert scores.index.tolist() == [0, 1]
+        assert {"attack_accuracy", "authors_recon_mse", "authors_attack_accuracy"} <= set(scores.columns)
+        sweep = pd.read_csv(layout.leak_sweep(spec.name))
+        assert sweep.leak_fraction.tolist() == [0.25, 0.5, 0.25, 0.5] and sweep.seed.tolist() == [0, 0, 1, 1]
     hist = pd.read_csv(layout.history("nopeek-a30"))
     assert hist.seed.tolist() == [0, 1] and hist.run.unique().tolist() == ["nopeek-a30"]
     agg, figs = stages.make_figures(layout, runs)
@@ -39,6 +44,17 @@ def test_all_stages_on_a_tiny_split(tmp_path, root):
     assert sorted(p.name for p in layout.figures.glob("*.png")) == sorted(f"{k}.png" for k in figs)
     table = pd.read_csv(layout.summary)
     assert len(table) == 6 and layout.summary_md.read_text().startswith("| run | seeds |")
+    assert table.attack_accuracy.notna().all() and table.authors_recon_mse.notna().all()
+    assert "## The paper's claims" in layout.report.read_text()
+    assert len(pd.read_csv(layout.leak_sweep_all)) == 12
+
+
+def test_attack_without_classifier_names_the_stage(tmp_path, tiny_split):
+    layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
+    data.save_split(tiny_split, layout.prepared)
+    (layout.model_dir("baseline") / "seed0").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no attack classifier here; run the prepare stage first"):
+        stages.attack_run(layout, "baseline", config.TrainParams(), config.AttackParams(), progress=False)
 
 
 def test_attack_without_models_names_the_stage(tmp_path, tiny_split):

@@ -24,6 +24,7 @@ def test_build_and_aggregate(tmp_path):
     runs = all_runs([10.0], [2.0])
     table = summary.build(runs, *_metrics(tmp_path, runs))
     assert list(table.columns) == summary.COLUMNS
+    assert table.attack_accuracy.isna().all()  # not in these metrics files: empty, not an error
     assert len(table) == 6 and table.seed.tolist() == [0, 1] * 3
     assert table.defence.tolist()[::2] == ["none", "nopeek", "noise"]
     agg = summary.aggregate(table)
