@@ -12,6 +12,11 @@ reconstructs inputs it never saw from their activations alone. Two protocols:
 - **the authors' protocol**: a seeded ``authors_split`` (0.9) of the *test-set* pairs trains the
   decoder, the other 10 % score it (their mystique code), for comparability with their numbers.
 
+Every decoder trains for the same number of optimiser steps: ``attack.epochs`` passes over the
+main protocol's leaked pairs (:func:`decoder_steps`). A decoder given fewer pairs makes more passes
+over them, so the leak-fraction sweep measures how much data the attacker holds, not how long it
+trained.
+
 Scores: ``recon_mse``, ``recon_psnr`` (peak 1), ``recon_ssim`` (:mod:`nopeek_repro.metrics`), and
 ``attack_accuracy`` (Titcombe et al. 2021): the accuracy of a classifier trained on *clean*
 training images when it is run on the reconstructions; it measures how much of the semantic
@@ -79,18 +84,27 @@ def authors_indices(n_test: int, train_share: float, seed: int) -> tuple[np.ndar
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
-def fit_decoder(z: Tensor, x: Tensor, params: AttackParams, seed: int, device: torch.device,
+def decoder_steps(n_train: int, params: AttackParams) -> int:
+    """The optimiser steps every decoder takes: ``attack.epochs`` passes over the main leaked set."""
+    n_leak = len(leak_indices(n_train, params.leak_fraction, 0))
+    return params.epochs * len(batches(n_leak, params.batch_size, torch.Generator().manual_seed(0)))
+
+
+def fit_decoder(z: Tensor, x: Tensor, params: AttackParams, seed: int, device: torch.device, steps: int,
                 progress: bool = True, desc: str = "decoder") -> tuple[nn.Module, float]:
-    """Train a decoder Z -> X on the given pairs (MSE, Adam); returns it and its last epoch's mean MSE."""
+    """Train a decoder Z -> X on the given pairs (MSE, Adam) for ``steps`` optimiser steps (whole
+    shuffled passes, the last one cut short); returns it and the mean MSE of its last pass."""
     torch.manual_seed(seed)
     decoder = build_decoder(params.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]), width=params.decoder_width).to(device)
     opt = torch.optim.Adam(decoder.parameters(), lr=params.lr)
     order = torch.Generator().manual_seed(seed)
-    last = float("nan")
-    for _ in progress_bar(range(params.epochs), desc, progress):
+    per_pass = len(batches(len(x), params.batch_size, torch.Generator().manual_seed(0)))
+    last, done = float("nan"), 0
+    for _ in progress_bar(range(math.ceil(steps / per_pass)), desc, progress):
         decoder.train()
         total, count = 0.0, 0
-        for batch in batches(len(x), params.batch_size, order):
+        for batch in batches(len(x), params.batch_size, order)[: steps - done]:
+            done += 1
             zb, xb = z[batch].to(device), x[batch].to(device)
             loss = F.mse_loss(decoder(zb), xb)
             opt.zero_grad(set_to_none=True)
@@ -133,8 +147,8 @@ def decoder_attack(client: Client, split: Split, params: AttackParams, seed: int
     leaked = leak_indices(len(split.x_train), fraction, seed)
     x_leak = split.x_train[leaked]
     z_leak = client.activations(x_leak)  # what the server saw for these inputs
-    decoder, last = fit_decoder(z_leak, x_leak, params, seed, client.device, progress,
-                                f"decoder seed {seed} leak {fraction:g}")
+    decoder, last = fit_decoder(z_leak, x_leak, params, seed, client.device, decoder_steps(len(split.x_train), params),
+                                progress, f"decoder seed {seed} leak {fraction:g}")
     recon = reconstruct(decoder, client.activations(split.x_test))
     metrics = score(recon, split.x_test, split.y_test, classifier)
     metrics.update(leak_fraction=fraction, n_leaked=int(len(leaked)), final_train_mse=last)
@@ -152,7 +166,8 @@ def authors_attack(client: Client, split: Split, params: AttackParams, seed: int
     assert params.authors_split is not None
     fit, held = authors_indices(len(split.x_test), params.authors_split, seed)
     z_test = client.activations(split.x_test)
-    decoder, _ = fit_decoder(z_test[fit], split.x_test[fit], params, seed, client.device, progress,
+    decoder, _ = fit_decoder(z_test[fit], split.x_test[fit], params, seed, client.device,
+                             decoder_steps(len(split.x_train), params), progress,
                              f"decoder seed {seed} authors {params.authors_split:g}")
     metrics = score(reconstruct(decoder, z_test[held]), split.x_test[held], split.y_test[held], classifier)
     return {f"authors_{k}": v for k, v in metrics.items()}

@@ -145,7 +145,8 @@ def training_curves(histories: pd.DataFrame) -> Figure:
 
 
 def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy: float | None = None) -> Figure:
-    """Reconstruction MSE and attack accuracy against the leak fraction, one line per run (mean +- sd band over seeds).
+    """Reconstruction MSE and attack accuracy against the leak fraction, one line per run (mean +- sd over seeds;
+    dashed: uniform noise).
 
     ``sweep`` has columns run, seed, leak_fraction, recon_mse and (optionally) attack_accuracy.
     """
@@ -160,11 +161,16 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
     if "baseline" in palette:
         palette["baseline"] = COLOURS["none"]
     for ax, (col, label) in zip(axes[0], panels):
-        sns.lineplot(data=sweep, x="leak_fraction", y=col, hue="run", hue_order=order, palette=palette,
-                     estimator="mean", errorbar="sd", marker="o", ms=5, ax=ax, legend=ax is axes[0, -1])
+        for run in order:
+            g = sweep[sweep.run == run].groupby("leak_fraction")[col]
+            d = g.mean().to_frame("mean").join(g.std(ddof=0).rename("std")).reset_index()
+            ax.errorbar(d.leak_fraction, d["mean"], yerr=d["std"],
+                        fmt="o--" if run.startswith("noise") else "o-", ms=4, lw=1.4, capsize=2,
+                        color=palette[run], label=run)
         ax.set_xscale("log")
         ax.set_xticks(fractions, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in fractions])
         ax.minorticks_off()
+        ax.set_xlim(fractions[0] / 1.25, fractions[-1] * 1.25)
         ax.set_xlabel("training pairs leaked to the attacker (log scale)")
         ax.set_ylabel(label)
         if col == "recon_mse":

@@ -431,12 +431,16 @@ def replication_report(summary: pd.DataFrame, context: ReportContext) -> str:
         "## What was run",
         "",
         f"- Data: {context.dataset}, {context.n_classes} classes (chance accuracy {context.chance:.3f}).",
-        f"- Model: {context.arch}, cut after layer {context.cut_layer}; {context.epochs} epochs; "
-        f"seeds {', '.join(map(str, context.seeds))}.",
-        f"- Runs: baseline; NoPeek at alpha_dcor = "
-        f"{', '.join(f'{a:g}' if _isnum(a) else r for a, r in zip(nopeek.alpha_dcor, nopeek.run)) or 'none'}; "
-        f"uniform noise at b = "
-        f"{', '.join(f'{b:g}' if _isnum(b) else r for b, r in zip(noise.noise, noise.run)) or 'none'}.",
+        f"- Model: {context.arch}, cut_layer {context.cut_layer!r}; {context.epochs} "
+        f"epoch{'s' if context.epochs != 1 else ''}; seed{'s' if len(context.seeds) != 1 else ''} "
+        f"{', '.join(map(str, context.seeds))}.",
+        "- Runs: baseline; "
+        + (f"NoPeek at alpha_dcor = {', '.join(f'{a:g}' if _isnum(a) else r for a, r in zip(nopeek.alpha_dcor, nopeek.run))}"
+           if len(nopeek) else "no NoPeek runs")
+        + "; "
+        + (f"uniform noise at b = {', '.join(f'{b:g}' if _isnum(b) else r for b, r in zip(noise.noise, noise.run))}"
+           if len(noise) else "no uniform-noise runs")
+        + ".",
         f"- Attack: decoder trained on the (Z, X) pairs of {context.leak_fraction:.0%} of the training "
         f"set, scored on held-out test images; attack classifier's accuracy on clean test images: {clean}.",
         f"- Reconstruction success is judged by {measure.why}.",
