@@ -144,6 +144,7 @@ def decoder_attack(client: Client, split: Split, params: AttackParams, seed: int
                    leak_fraction: float | None = None, classifier: nn.Module | None = None) -> AttackResult:
     """Leaked training pairs -> decoder -> scored on the held-out test images (see module doc)."""
     fraction = params.leak_fraction if leak_fraction is None else leak_fraction
+    client.reset_noise(seed)  # the same noise draws whatever other attacks ran before this one
     leaked = leak_indices(len(split.x_train), fraction, seed)
     x_leak = split.x_train[leaked]
     z_leak = client.activations(x_leak)  # what the server saw for these inputs
@@ -165,6 +166,7 @@ def authors_attack(client: Client, split: Split, params: AttackParams, seed: int
     """
     assert params.authors_split is not None
     fit, held = authors_indices(len(split.x_test), params.authors_split, seed)
+    client.reset_noise(seed)
     z_test = client.activations(split.x_test)
     decoder, _ = fit_decoder(z_test[fit], split.x_test[fit], params, seed, client.device,
                              decoder_steps(len(split.x_train), params), progress,

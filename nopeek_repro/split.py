@@ -66,9 +66,15 @@ class Client:
         self.alpha_dcor = alpha_dcor
         self.noise = noise
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-        self._gen = torch.Generator().manual_seed(seed + 7919)
+        self._gen = torch.Generator()
+        self.reset_noise(seed)
         self._x: Tensor | None = None
         self._z: Tensor | None = None
+
+    def reset_noise(self, seed: int) -> None:
+        """Restart the noise stream (uniform-noise defence) from ``seed``, so what is sent for given
+        inputs does not depend on how many batches were sent before."""
+        self._gen.manual_seed(seed + 7919)
 
     def _noisy(self, z: Tensor) -> Tensor:
         if self.noise == 0:

@@ -74,3 +74,15 @@ def test_resnet_decoder_attack_runs(tiny_split):
     ap = config.AttackParams(leak_fraction=0.25, epochs=1, batch_size=16, n_examples=2, decoder="resnet", decoder_width=8)
     res = attacks.decoder_attack(trained.client, tiny_split, ap, seed=0, progress=False)
     assert res.examples.shape == (2, 1, 28, 28) and np.isfinite(res.metrics["recon_mse"])
+
+
+def test_noise_attack_does_not_depend_on_earlier_attacks(tiny_split):
+    """The noise defence's draws restart per attack: the main attack's score is the same whether or
+    not other leak fractions were attacked first."""
+    tp = config.TrainParams(seeds=[0], epochs=1, batch_size=32)
+    trained = train.train(RunSpec("noise", noise=1.0), tiny_split, tp, 1, seed=0, progress=False)
+    ap = config.AttackParams(leak_fraction=0.5, epochs=1, batch_size=32, n_examples=2)
+    first = attacks.decoder_attack(trained.client, tiny_split, ap, seed=0, progress=False)
+    attacks.decoder_attack(trained.client, tiny_split, ap, seed=0, progress=False, leak_fraction=0.25)
+    again = attacks.decoder_attack(trained.client, tiny_split, ap, seed=0, progress=False)
+    assert first.metrics == again.metrics
