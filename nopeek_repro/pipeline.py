@@ -281,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             root = paths.find_root()
             params = load(root / "params.yaml")
             seconds = estimate(params, root)
-            where = "GPU" if params.train.device != "cpu" and torch.cuda.is_available() else "CPU"
-            print(f"estimated training time of the whole pipeline on this machine's {where}: {_duration(seconds)} "
-                  f"({len(runs_of(params))} models x {len(params.train.seeds)} seeds x {params.train.epochs} epochs)")
+            what = (f"{_duration(seconds)} of training ({len(runs_of(params))} models x {len(params.train.seeds)} seeds x "
+                    f"{params.train.epochs} epochs, from a few steps timed now)")
+            if params.train.device != "cpu" and not torch.cuda.is_available():
+                print(f"warning: no GPU on this machine: train.device = {params.train.device!r} runs on the CPU; "
+                      f"estimated {what}", file=sys.stderr)
+            else:
+                where = "GPU" if params.train.device != "cpu" else "CPU"
+                print(f"estimated {what} on this machine's {where}")
         else:
             print(run_stage(args.stage, args.item))
     except (ParamsError, FileNotFoundError, DataError) as err:

@@ -95,3 +95,19 @@ def test_strip_volatile(tmp_path):
     back = nbformat.read(path, as_version=4)
     assert back.metadata.papermill == {"parameters": {"a": 1}}
     assert back.cells[0].metadata == {"papermill": {}}
+
+
+def test_estimate_warns_on_a_cpu_only_machine(tmp_path, root):
+    """A set asking for a GPU (train.device: auto) on a machine without one: a warning with the estimate."""
+    import torch
+
+    from nopeek_repro import data
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    repo = _fake_root(tmp_path, root, {"train.device": "auto", "data.n_train": 64, "data.n_test": 32})
+    data.materialise(repo / "data")
+    proc = _run(["estimate"], repo)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: no GPU on this machine: train.device = 'auto' runs on the CPU; estimated" in proc.stderr
+    assert "9 models x 3 seeds x 5 epochs" in proc.stderr

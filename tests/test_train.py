@@ -96,7 +96,7 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     assert train.resolve_device("auto") == torch.device("cpu")
 
 
-def test_estimate_is_positive_and_scales_with_the_models(tiny_split):
+def test_estimate_is_positive(tiny_split):
     p = config.TrainParams(seeds=[0, 1], epochs=2, batch_size=32)
     one = train.estimate_seconds(tiny_split, p, config.ModelParams(), n_models=1)
     assert one > 0
