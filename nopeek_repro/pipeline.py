@@ -151,11 +151,28 @@ def kernel_name() -> str:
     return "python3"
 
 
+def coalesce_streams(nb: Any) -> None:
+    """Merge consecutive stream outputs of the same name in every cell: how a kernel splits its
+    stdout into messages depends on flush timing, what it printed does not."""
+    for cell in nb.cells:
+        merged: list[Any] = []
+        for out in cell.get("outputs", []):
+            if merged and out.output_type == "stream" and merged[-1].output_type == "stream" \
+                    and merged[-1].name == out.name:
+                merged[-1].text += out.text
+            else:
+                merged.append(out)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
 def strip_volatile(nb_path: Path) -> None:
-    """Remove papermill's timing metadata so an executed notebook is byte-stable across runs."""
+    """Remove papermill's timing metadata and merge split stream outputs, so an executed notebook
+    is byte-stable across runs."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
+    coalesce_streams(nb)
     pm = nb.metadata.get("papermill", {})
     for key in ("start_time", "end_time", "duration", "exception", "input_path", "output_path"):
         pm.pop(key, None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,11 @@ class Trained:
 
 def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
     """A text progress bar that prints every step and no timings, so an executed notebook that shows
-    it is byte-for-byte the same on every run (the terminal still shows it live)."""
-    return tqdm(iterable, desc=desc, disable=not enabled, leave=True, mininterval=0, miniters=1,
+    it is byte-for-byte the same on every run (the terminal still shows it live).
+
+    It writes to stdout, like the notebooks' own prints: a kernel flushes stdout and stderr
+    separately, so a bar on stderr could land before or after a print, run to run."""
+    return tqdm(iterable, desc=desc, disable=not enabled, leave=True, mininterval=0, miniters=1, file=sys.stdout,
                 bar_format="{desc}: {n_fmt}/{total_fmt} {bar:20}{postfix}")
 
 

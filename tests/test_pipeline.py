@@ -111,3 +111,16 @@ def test_estimate_warns_on_a_cpu_only_machine(tmp_path, root):
     assert proc.returncode == 0, proc.stderr
     assert "warning: no GPU on this machine: train.device = 'auto' runs on the CPU; estimated" in proc.stderr
     assert "9 models x 3 seeds x 5 epochs" in proc.stderr
+
+
+def test_split_stream_outputs_are_merged():
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell("print(1)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="c\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="d\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("x")])
+    pipeline.coalesce_streams(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "c\n"), ("stdout", "d\n")]
