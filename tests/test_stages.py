@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from nopeek_repro import config, data, paths, stages
-from nopeek_repro.defences import RunSpec, all_runs
+from nopeek_repro.defences import all_runs
 
 
 def test_prepare_refuses_altered_data(tmp_path):
