@@ -1,36 +1,51 @@
-"""The decoder (model-inversion) attack on leaked activation/input pairs, and how it is scored.
+"""The attacks on leaked activation/input pairs, the strongest of them, and how they are scored.
 
 Threat model (worst case of the paper's testbed): the attacker sees what the server sees, the
 activations ``Z`` the trained client sends (noise included for the noise defence), and holds the
-raw inputs ``X`` of some of them. It trains a decoder ``Z -> X`` with MSE (Adam) on those pairs and
-reconstructs inputs it never saw from their activations alone. Two protocols:
+raw inputs ``X`` of some of them. From those pairs it learns a map ``Z -> X`` and reconstructs
+inputs it never saw from their activations alone. Three attacks, on the same leaked pairs:
+
+- ``decoder``: a learned decoder (:func:`nopeek_repro.models.build_decoder`), MSE, Adam, trained
+  **until it stops improving** on a held-out slice of the leaked pairs: evaluated every
+  ``eval_every`` steps, stopped after ``patience`` evaluations without a lower held-out MSE, or at
+  ``max_steps`` (``decoder_hit_cap`` says so); the best weights are kept.
+- ``ridge``: linear ridge regression ``X ~ W (Z - mean Z) + mean X`` in closed form (float64),
+  regulariser ``lambda = r * mean_i |z_i - mean Z|^2`` with ``r`` chosen from ``ridge_grid`` on the
+  same held-out slice (``ridge_on_edge`` = 1 when the best ``r`` is an end of the grid).
+- ``mean``: the no-information baseline, the mean leaked image for every input.
+
+The held-out slice (``holdout_fraction`` of the leaked pairs, seeded) is never fitted on; the
+**strongest** attack is the one with the lowest MSE on it, and every reported score
+(``recon_mse``, ``recon_psnr``, ``recon_ssim``, ``attack_accuracy``) is that attack's on the
+evaluation images, which no attack saw. The per-attack MSEs are reported beside it
+(``decoder_recon_mse``, ``ridge_recon_mse``, ``mean_recon_mse``).
+
+Protocols:
 
 - **leaked training pairs** (the kit's main protocol): the pairs of a random ``leak_fraction`` of
-  the *training* set; scored on the whole *held-out test* set. ``leak_sweep`` repeats it at other
-  fractions (the leak-fraction figure). Test images are never among the leaked pairs, so the score
-  measures inversion of unseen inputs, not memorisation.
-- **the authors' protocol**: a seeded ``authors_split`` (0.9) of the *test-set* pairs trains the
-  decoder, the other 10 % score it (their mystique code), for comparability with their numbers.
+  the *training* set, scored on the whole *held-out test* set; ``leak_sweep`` repeats it at other
+  fractions (the leak-fraction figure). Test images are never among the leaked pairs.
+- **the authors' protocol**: a seeded ``authors_split`` (0.9) of the *test-set* pairs is leaked,
+  the other 10 % score it (their mystique code); metrics with an ``authors_`` prefix.
 
-Every decoder trains for the same number of optimiser steps: ``attack.epochs`` passes over the
-main protocol's leaked pairs (:func:`decoder_steps`). A decoder given fewer pairs makes more passes
-over them, so the leak-fraction sweep measures how much data the attacker holds, not how long it
-trained.
+Attack budget: the decoder's held-out curve gives ``decoder_budget_25`` and ``decoder_budget_50``,
+the best held-out MSE within the first quarter and half of its steps divided by its final best
+(1 = converged by then; the report shows them).
 
-Scores: ``recon_mse``, ``recon_psnr`` (peak 1), ``recon_ssim`` (:mod:`nopeek_repro.metrics`), and
-``attack_accuracy`` (Titcombe et al. 2021): the accuracy of a classifier trained on *clean*
-training images when it is run on the reconstructions; it measures how much of the semantic
-content (the class) the reconstructions carry. Chance is 1 / n_classes; the classifier's accuracy
-on clean test images (``clean_accuracy``) is the ceiling. Pairs are matched by index, never by
-file order.
+``attack_accuracy`` (Titcombe et al. 2021) is the accuracy of the judge
+(:func:`nopeek_repro.models.build_judge`, trained on clean training images with its own seed and
+early stopping on the validation part) on the reconstructions: how much of the class they carry.
+Chance is 1 / n_classes; the judge's accuracy on clean test images (``clean_accuracy``) is the
+ceiling. Pairs are matched by index, never by file order.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +53,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import AttackParams, ModelParams, TrainParams
+from .config import AttackParams, TrainParams
 from .data import Split
 from .metrics import accuracy, reconstruction_metrics
-from .models import build_decoder, build_split_model
+from .models import build_decoder, build_judge
 from .split import Client
-from .train import batches, progress_bar, resolve_device
+from .train import batches, resolve_device
 
 log = logging.getLogger(__name__)
+
+ATTACKS: tuple[str, ...] = ("decoder", "ridge", "mean")
+"""The attacks every protocol runs, in the order they are reported."""
 
 
 @dataclass
 class AttackResult:
-    metrics: dict[str, float]  # recon_mse, recon_psnr, recon_ssim, [attack_accuracy], n_leaked, final_train_mse
-    examples: np.ndarray  # (k, c, h, w) reconstructions of the test images example_indices picks, in [0, 1]
+    metrics: dict[str, float | str]  # strongest attack's scores, per-attack MSEs, decoder/ridge diagnostics
+    examples: np.ndarray  # (k, c, h, w) the strongest attack's reconstructions of the example test images
     leaked_idx: np.ndarray  # indices into the training split of the leaked pairs
 
 
@@ -67,12 +85,25 @@ def example_indices(labels: torch.Tensor, k: int) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+MIN_LEAKED = 4
+"""Fewest leaked pairs an attack works with: at least 2 to fit (a mini-batch) and 1 held out."""
+
+
 def leak_indices(n_train: int, leak_fraction: float, seed: int) -> np.ndarray:
-    """A seeded random subset of ``ceil(leak_fraction * n_train)`` training indices."""
+    """A seeded random subset of ``ceil(leak_fraction * n_train)`` (at least 4) training indices."""
     if not 0 < leak_fraction <= 1:
         raise ValueError(f"leak_fraction must be in (0, 1], got {leak_fraction}")
-    k = max(2, math.ceil(leak_fraction * n_train))
+    k = min(n_train, max(MIN_LEAKED, math.ceil(leak_fraction * n_train)))
     return np.sort(np.random.default_rng(seed + 104729).permutation(n_train)[:k])
+
+
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (fit, held out) of ``n`` leaked pairs: a seeded ``fraction`` (at least 1) held out, at least 2 fitted."""
+    if n < MIN_LEAKED - 1:
+        raise ValueError(f"an attack needs at least {MIN_LEAKED - 1} leaked pairs, got {n}")
+    k = min(n - 2, max(1, int(round(fraction * n))))
+    perm = np.random.default_rng(seed + 3571).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
 
 
 def authors_indices(n_test: int, train_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,46 +111,210 @@ def authors_indices(n_test: int, train_share: float, seed: int) -> tuple[np.ndar
     if not 0 < train_share < 1:
         raise ValueError(f"authors_split must be in (0, 1), got {train_share}")
     perm = np.random.default_rng(seed + 15485863).permutation(n_test)
-    k = min(n_test - 2, max(2, int(round(train_share * n_test))))
+    k = min(n_test - 2, max(MIN_LEAKED, int(round(train_share * n_test))))
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
-def decoder_steps(n_train: int, params: AttackParams) -> int:
-    """The optimiser steps every decoder takes: ``attack.epochs`` passes over the main leaked set."""
-    n_leak = len(leak_indices(n_train, params.leak_fraction, 0))
-    return params.epochs * len(batches(n_leak, params.batch_size, torch.Generator().manual_seed(0)))
+@dataclass
+class FitLog:
+    """How a decoder's training went: its held-out curve and why it stopped."""
+
+    steps: int = 0
+    best_step: int = 0
+    best_mse: float = float("inf")
+    hit_cap: bool = False
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out MSE)
+
+    def budget(self, share: float) -> float:
+        """Best held-out MSE within the first ``share`` of the steps, over the final best (>= 1)."""
+        within = [m for s, m in self.curve if s <= share * self.steps]
+        return min(within) / self.best_mse if within and self.best_mse > 0 else float("nan")
 
 
-def fit_decoder(z: Tensor, x: Tensor, params: AttackParams, seed: int, device: torch.device, steps: int,
-                progress: bool = True, desc: str = "decoder") -> tuple[nn.Module, float]:
-    """Train a decoder Z -> X on the given pairs (MSE, Adam) for ``steps`` optimiser steps (whole
-    shuffled passes, the last one cut short); returns it and the mean MSE of its last pass."""
+@torch.no_grad()
+def _mse(model: nn.Module, z: Tensor, x: Tensor, batch_size: int = 512) -> float:
+    model.eval()
+    dev = next(model.parameters()).device
+    total = sum(float(F.mse_loss(model(z[i:i + batch_size].to(dev)), x[i:i + batch_size].to(dev), reduction="sum"))
+                for i in range(0, len(z), batch_size))
+    return total / x.numel()
+
+
+def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: AttackParams, seed: int,
+                device: torch.device) -> tuple[nn.Module, FitLog]:
+    """Train a decoder Z -> X on ``(z, x)`` (MSE, Adam) until its MSE on ``(z_hold, x_hold)`` stops improving.
+
+    Evaluated on the held-out pairs at step 0 and every ``eval_every`` steps; stops after ``patience``
+    evaluations without a lower held-out MSE or at ``max_steps``; returns the best weights (eval mode).
+    """
     torch.manual_seed(seed)
     decoder = build_decoder(params.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]), width=params.decoder_width).to(device)
     opt = torch.optim.Adam(decoder.parameters(), lr=params.lr)
     order = torch.Generator().manual_seed(seed)
-    per_pass = len(batches(len(x), params.batch_size, torch.Generator().manual_seed(0)))
-    last, done = float("nan"), 0
-    for _ in progress_bar(range(math.ceil(steps / per_pass)), desc, progress):
+    fit = FitLog()
+    best_state = copy.deepcopy(decoder.state_dict())
+    fit.best_mse = _mse(decoder, z_hold, x_hold)
+    fit.curve.append((0, fit.best_mse))
+    bad, stop = 0, False
+    while not stop:
         decoder.train()
-        total, count = 0.0, 0
-        for batch in batches(len(x), params.batch_size, order)[: steps - done]:
-            done += 1
-            zb, xb = z[batch].to(device), x[batch].to(device)
-            loss = F.mse_loss(decoder(zb), xb)
+        for batch in batches(len(x), params.batch_size, order):
+            loss = F.mse_loss(decoder(z[batch].to(device)), x[batch].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(xb)
-            count += len(xb)
-        last = total / count
-    decoder.eval()
-    return decoder, last
+            fit.steps += 1
+            if fit.steps % params.eval_every == 0 or fit.steps == params.max_steps:
+                m = _mse(decoder, z_hold, x_hold)
+                decoder.train()
+                fit.curve.append((fit.steps, m))
+                if m < fit.best_mse:
+                    fit.best_mse, fit.best_step, bad = m, fit.steps, 0
+                    best_state = copy.deepcopy(decoder.state_dict())
+                else:
+                    bad += 1
+                if bad >= params.patience:
+                    stop = True
+                    break
+            if fit.steps >= params.max_steps:
+                fit.hit_cap, stop = True, True
+                break
+    decoder.load_state_dict(best_state)
+    return decoder.eval(), fit
+
+
+class Ridge(nn.Module):
+    """A fitted linear map ``x = W (z - mean_z) + mean_x`` (float64 inside), images clamped to [0, 1]."""
+
+    def __init__(self, w: Tensor, mean_z: Tensor, mean_x: Tensor, x_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("w", w)
+        self.register_buffer("mean_z", mean_z)
+        self.register_buffer("mean_x", mean_x)
+        self.x_shape = tuple(x_shape)
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)  # so next(parameters()) gives the device
+
+    def forward(self, z: Tensor) -> Tensor:
+        zc = z.reshape(len(z), -1).to(self.w) - self.mean_z
+        return (zc @ self.w + self.mean_x).clamp(0.0, 1.0).reshape(len(z), *self.x_shape).to(z.dtype)
+
+
+@torch.no_grad()
+def fit_ridge(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, grid: list[float]) -> tuple[Ridge, float, bool]:
+    """Closed-form ridge regression Z -> X on ``(z, x)``; the regulariser is chosen on the held-out pairs.
+
+    ``lambda = r * mean_i |z_i - mean z|^2`` for each ``r`` of ``grid``, solved from one eigendecomposition
+    of the smaller of ``Zc Zc^T`` (n x n, dual form) and ``Zc^T Zc`` (d x d, primal form). Returns the
+    model at the best ``r`` (lowest held-out MSE), that ``r``, and whether it is an end of the grid.
+    """
+    dev = z.device
+    zf, xf = z.reshape(len(z), -1).double(), x.reshape(len(x), -1).double()
+    mz, mx = zf.mean(0), xf.mean(0)
+    zc, xc = zf - mz, xf - mx
+    scale = float((zc * zc).sum(1).mean())
+    zh, xh = z_hold.reshape(len(z_hold), -1).to(dev).double() - mz, x_hold.reshape(len(x_hold), -1).to(dev).double()
+    dual = zc.shape[0] <= zc.shape[1]
+    s, u = torch.linalg.eigh(zc @ zc.T if dual else zc.T @ zc)
+    s = s.clamp(min=0.0)
+    proj = u.T @ xc if dual else u.T @ (zc.T @ xc)  # U^T Xc (dual) or V^T Zc^T Xc (primal)
+    best: tuple[float, float, Tensor] | None = None
+    for r in sorted(grid):
+        lam = r * scale if scale > 0 else r
+        coef = u @ (proj / (s + lam)[:, None])
+        w = zc.T @ coef if dual else coef  # d_z x d_x
+        mse = float(((zh @ w + mx).clamp(0.0, 1.0) - xh).pow(2).mean())
+        if best is None or mse < best[0]:
+            best = (mse, r, w)
+    assert best is not None
+    _, r, w = best
+    return Ridge(w, mz, mx, tuple(x.shape[1:])).to(dev), r, r in (min(grid), max(grid))
+
+
+class MeanImage(nn.Module):
+    """The no-information attack: the mean leaked image, whatever the activations."""
+
+    def __init__(self, x: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("image", x.double().mean(0).to(x.dtype))
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.image.expand(len(z), *self.image.shape).clone()
+
+
+def attack_pairs(z_leak: Tensor, x_leak: Tensor, z_eval: Tensor, x_eval: Tensor, y_eval: Tensor,
+                 params: AttackParams, seed: int, device: torch.device, classifier: nn.Module | None = None
+                 ) -> tuple[dict[str, float | str], Tensor]:
+    """Every attack of :data:`ATTACKS` on the leaked pairs, the strongest chosen on their held-out slice.
+
+    Returns the metrics (the strongest attack's ``recon_*`` / ``attack_accuracy`` and its name as
+    ``strongest_attack``; per attack ``<name>_holdout_mse`` and ``<name>_recon_mse``, ``<name>_recon_ssim``,
+    ``<name>_attack_accuracy``; the decoder's ``decoder_steps``, ``decoder_best_step``, ``decoder_hit_cap``,
+    ``decoder_budget_25``, ``decoder_budget_50``; ridge's ``ridge_r`` and ``ridge_on_edge``) and the
+    strongest attack's reconstructions of ``z_eval``.
+    """
+    fit, hold = holdout_split(len(x_leak), params.holdout_fraction, seed)
+    zf, xf, zh, xh = z_leak[fit], x_leak[fit], z_leak[hold], x_leak[hold]
+    decoder, log_ = fit_decoder(zf, xf, zh, xh, params, seed, device)
+    ridge, r, on_edge = fit_ridge(zf.to(device), xf.to(device), zh, xh, params.ridge_grid)
+    models: dict[str, nn.Module] = {"decoder": decoder, "ridge": ridge, "mean": MeanImage(xf).to(device)}
+    out: dict[str, float | str] = {}
+    recons, held = {}, {}
+    for name, model in models.items():
+        held[name] = log_.best_mse if name == "decoder" else _mse(model, zh, xh)
+        recons[name] = reconstruct(model, z_eval)
+        m = score(recons[name], x_eval, y_eval, classifier)
+        out[f"{name}_holdout_mse"] = held[name]
+        out.update({f"{name}_{k}": v for k, v in m.items() if k in ("recon_mse", "recon_ssim", "attack_accuracy")})
+    strongest = min(ATTACKS, key=lambda a: (held[a], ATTACKS.index(a)))
+    best = score(recons[strongest], x_eval, y_eval, classifier)
+    out = {**best, "strongest_attack": strongest, **out,
+           "decoder_steps": log_.steps, "decoder_best_step": log_.best_step, "decoder_hit_cap": int(log_.hit_cap),
+           "decoder_budget_25": log_.budget(0.25), "decoder_budget_50": log_.budget(0.5),
+           "ridge_r": r, "ridge_on_edge": int(on_edge), "n_leaked": len(x_leak), "n_holdout": len(hold)}
+    if log_.hit_cap:
+        log.warning("decoder seed %d hit attack.max_steps = %d while still improving its held-out MSE",
+                    seed, params.max_steps)
+    return out, recons[strongest]
+
+
+def decoder_attack(client: Client, split: Split, params: AttackParams, seed: int,
+                   leak_fraction: float | None = None, classifier: nn.Module | None = None) -> AttackResult:
+    """Leaked training pairs -> every attack -> the strongest, scored on the held-out test images (module doc)."""
+    fraction = params.leak_fraction if leak_fraction is None else leak_fraction
+    client.reset_noise(seed)  # the same noise draws whatever other attacks ran before this one
+    leaked = leak_indices(len(split.x_train), fraction, seed)
+    x_leak = split.x_train[leaked]
+    z_leak = client.activations(x_leak)  # what the server saw for these inputs
+    metrics, recon = attack_pairs(z_leak, x_leak, client.activations(split.x_test), split.x_test, split.y_test,
+                                  params, seed, client.device, classifier)
+    metrics["leak_fraction"] = fraction
+    log.info("attack seed %d leak %g: %s", seed, fraction, metrics)
+    shown = example_indices(split.y_test, params.n_examples)
+    return AttackResult(metrics, recon[shown].numpy(), leaked)
+
+
+def authors_attack(client: Client, split: Split, params: AttackParams, seed: int,
+                   classifier: nn.Module | None = None) -> dict[str, float | str]:
+    """The authors' protocol: every attack on ``authors_split`` of the test-set pairs, scored on the rest.
+
+    Returns the strongest attack's metrics and its name with an ``authors_`` prefix
+    (``authors_recon_mse``, ``authors_strongest_attack``, ...).
+    """
+    assert params.authors_split is not None
+    fit, held = authors_indices(len(split.x_test), params.authors_split, seed)
+    client.reset_noise(seed)
+    z_test = client.activations(split.x_test)
+    metrics, _ = attack_pairs(z_test[fit], split.x_test[fit], z_test[held], split.x_test[held], split.y_test[held],
+                              params, seed, client.device, classifier)
+    keep = ("recon_mse", "recon_psnr", "recon_ssim", "attack_accuracy", "strongest_attack")
+    return {f"authors_{k}": metrics[k] for k in keep if k in metrics}
 
 
 @torch.no_grad()
 def reconstruct(decoder: nn.Module, z: Tensor, batch_size: int = 512) -> Tensor:
     """Decoder outputs for activations ``z`` (on the CPU)."""
+    decoder.eval()
     dev = next(decoder.parameters()).device
     return torch.cat([decoder(z[i : i + batch_size].to(dev)).cpu() for i in range(0, len(z), batch_size)])
 
@@ -134,85 +329,74 @@ def predict(classifier: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
 
 def score(recon: Tensor, target: Tensor, labels: Tensor, classifier: nn.Module | None) -> dict[str, float]:
     """Reconstruction metrics, plus ``attack_accuracy`` when a classifier is given."""
-    out = reconstruction_metrics(recon, target)
+    out: dict[str, float] = reconstruction_metrics(recon, target)
     if classifier is not None:
         out["attack_accuracy"] = accuracy(predict(classifier, recon), labels)
     return out
 
 
-def decoder_attack(client: Client, split: Split, params: AttackParams, seed: int, progress: bool = True,
-                   leak_fraction: float | None = None, classifier: nn.Module | None = None) -> AttackResult:
-    """Leaked training pairs -> decoder -> scored on the held-out test images (see module doc)."""
-    fraction = params.leak_fraction if leak_fraction is None else leak_fraction
-    client.reset_noise(seed)  # the same noise draws whatever other attacks ran before this one
-    leaked = leak_indices(len(split.x_train), fraction, seed)
-    x_leak = split.x_train[leaked]
-    z_leak = client.activations(x_leak)  # what the server saw for these inputs
-    decoder, last = fit_decoder(z_leak, x_leak, params, seed, client.device, decoder_steps(len(split.x_train), params),
-                                progress, f"decoder seed {seed} leak {fraction:g}")
-    recon = reconstruct(decoder, client.activations(split.x_test))
-    metrics = score(recon, split.x_test, split.y_test, classifier)
-    metrics.update(leak_fraction=fraction, n_leaked=int(len(leaked)), final_train_mse=last)
-    log.info("attack seed %d leak %g: %s", seed, fraction, metrics)
-    shown = example_indices(split.y_test, params.n_examples)
-    return AttackResult(metrics, recon[shown].numpy(), leaked)
+@dataclass
+class JudgeInfo:
+    """The judge's training record (saved as ``classifier.json``)."""
+
+    clean_accuracy: float  # on the clean test images
+    val_accuracy: float  # best, on the validation part (what early stopping selected)
+    epochs: int  # epochs trained
+    best_epoch: int
+    hit_cap: bool
+    seed: int
 
 
-def authors_attack(client: Client, split: Split, params: AttackParams, seed: int, progress: bool = True,
-                   classifier: nn.Module | None = None) -> dict[str, float]:
-    """The authors' protocol: decoder on ``authors_split`` of the test-set pairs, scored on the rest.
+def train_classifier(split: Split, train_params: TrainParams, params: AttackParams) -> tuple[nn.Module, JudgeInfo]:
+    """The judge (:func:`nopeek_repro.models.build_judge`), trained on clean training images.
 
-    Returns the metrics with an ``authors_`` prefix (``authors_recon_mse``, ...).
+    Seed ``attack.classifier_seed`` (initial weights, batch order, dropout), Adam at ``attack.lr``,
+    batch ``attack.batch_size``; after every epoch its accuracy on the validation part is measured,
+    training stops after ``classifier_patience`` epochs without a higher one or at
+    ``classifier_epochs``, and the best epoch's weights are kept. Needs ``split.x_val``.
     """
-    assert params.authors_split is not None
-    fit, held = authors_indices(len(split.x_test), params.authors_split, seed)
-    client.reset_noise(seed)
-    z_test = client.activations(split.x_test)
-    decoder, _ = fit_decoder(z_test[fit], split.x_test[fit], params, seed, client.device,
-                             decoder_steps(len(split.x_train), params), progress,
-                             f"decoder seed {seed} authors {params.authors_split:g}")
-    metrics = score(reconstruct(decoder, z_test[held]), split.x_test[held], split.y_test[held], classifier)
-    return {f"authors_{k}": v for k, v in metrics.items()}
-
-
-def train_classifier(split: Split, model: ModelParams, train_params: TrainParams, params: AttackParams,
-                     seed: int = 0, progress: bool = True) -> tuple[nn.Module, float]:
-    """The attack-accuracy classifier: the data set's architecture, unsplit, trained on clean training images.
-
-    Adam at ``attack.lr`` for ``attack.classifier_epochs`` epochs, batch ``attack.batch_size``.
-    Returns the network (eval mode) and its accuracy on the clean test images.
-    """
+    if split.x_val is None or split.y_val is None:
+        raise ValueError("the judge needs a validation part (data.val_fraction); this split has none")
+    seed = params.classifier_seed
     torch.manual_seed(seed)
-    client, server = build_split_model(model.arch, model.cut_layer, split.image_shape, split.n_classes, **model.options())
-    net = nn.Sequential(client, server).to(resolve_device(train_params.device))
+    net = build_judge(split.image_shape, split.n_classes).to(resolve_device(train_params.device))
     dev = next(net.parameters()).device
     opt = torch.optim.Adam(net.parameters(), lr=params.lr)
     order = torch.Generator().manual_seed(seed)
-    for _ in progress_bar(range(params.classifier_epochs), "attack classifier", progress):
+    best, best_epoch, best_state, epoch = -1.0, 0, copy.deepcopy(net.state_dict()), 0
+    for epoch in range(1, params.classifier_epochs + 1):
         net.train()
         for batch in batches(len(split.x_train), params.batch_size, order):
             loss = F.cross_entropy(net(split.x_train[batch].to(dev)), split.y_train[batch].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        val = accuracy(predict(net, split.x_val), split.y_val)
+        log.info("judge epoch %d: validation accuracy %.4f", epoch, val)
+        if val > best:
+            best, best_epoch, best_state = val, epoch, copy.deepcopy(net.state_dict())
+        elif epoch - best_epoch >= params.classifier_patience:
+            break
+    net.load_state_dict(best_state)
     net.eval()
-    return net, accuracy(predict(net, split.x_test), split.y_test)
+    info = JudgeInfo(clean_accuracy=accuracy(predict(net, split.x_test), split.y_test), val_accuracy=best,
+                     epochs=epoch, best_epoch=best_epoch,
+                     hit_cap=epoch == params.classifier_epochs and best_epoch == epoch, seed=seed)
+    return net, info
 
 
-def save_classifier(net: nn.Module, clean_accuracy: float, model: ModelParams, folder: Path) -> None:
+def save_classifier(net: nn.Module, info: JudgeInfo, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), folder / "classifier.pt")
-    doc = {"clean_accuracy": round(clean_accuracy, 6), "model": model.model_dump()}
+    doc = {"arch": "judge", **{k: (round(v, 6) if isinstance(v, float) else v) for k, v in info.__dict__.items()}}
     (folder / "classifier.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def load_classifier(folder: Path, split: Split, device: str = "cpu") -> tuple[nn.Module, float]:
-    """The classifier saved by :func:`save_classifier` and its clean test accuracy."""
+    """The judge saved by :func:`save_classifier` and its clean test accuracy."""
     if not (folder / "classifier.json").is_file():
         raise FileNotFoundError(f"{folder}: no attack classifier here; run the prepare stage first (dvc repro prepare)")
     doc = json.loads((folder / "classifier.json").read_text())
-    model = ModelParams(**doc["model"])
-    client, server = build_split_model(model.arch, model.cut_layer, split.image_shape, split.n_classes, **model.options())
-    net = nn.Sequential(client, server)
+    net = build_judge(split.image_shape, split.n_classes)
     net.load_state_dict(torch.load(folder / "classifier.pt", weights_only=True, map_location="cpu"))
     return net.to(resolve_device(device)).eval(), float(doc["clean_accuracy"])

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from . import paths
 
@@ -54,6 +55,10 @@ class DataParams(_Section):
 
     ``test_fraction`` applies to the data sets without an official test split (mnist-sample,
     utkface, folder, npz); mnist, fashion-mnist and cifar10 use their official train/test files.
+    ``val_fraction`` of the training part, drawn with ``split_seed``, becomes the **validation
+    part**: never trained on by the split models, never leaked to the attacker; every selection
+    (the chosen NoPeek run, the judge's early stopping) is made on it, every reported number is on
+    the test part.
     """
 
     dataset: Dataset = "mnist-sample"
@@ -62,6 +67,8 @@ class DataParams(_Section):
     image_size: int | None = Field(None, ge=8, le=512, description="resize images to this square size (None = keep)")
     task: Literal["gender", "race"] = "gender"  # utkface: which label the model predicts
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    val_fraction: float = Field(0.1, gt=0.0, le=0.5,
+                                description="share of the training part held out as validation (every selection)")
     split_seed: Seed = 0
     n_train: int | None = Field(None, ge=16, description="cap on training images (None = all)")
     n_test: int | None = Field(None, ge=16, description="cap on test images (None = all)")
@@ -135,23 +142,41 @@ class NoiseParams(_Section):
 
 
 class AttackParams(_Section):
-    """The decoder attack: leaked (X, Z) training pairs, scored on held-out test images.
+    """The attacks on leaked (X, Z) training pairs, scored on held-out test images, and their judge.
 
-    ``leak_sweep`` adds attacks at other leak fractions (the leak-fraction figure);
-    ``authors_split`` is the share of the test-set pairs the authors' protocol trains on (0.9; the
-    rest scores it); ``classifier_epochs`` trains the attack-accuracy classifier on clean images.
+    Three attacks per model and seed, all on the same leaked pairs (:mod:`nopeek_repro.attacks`):
+    a learned decoder, a ridge regression Z -> X and the no-information baseline (the mean leaked
+    image). ``holdout_fraction`` of the leaked pairs is held out from fitting: the decoder's early
+    stopping, the ridge regulariser and the choice of the strongest attack are made on it.
+    The decoder is evaluated on the held-out slice every ``eval_every`` optimiser steps and stops
+    after ``patience`` evaluations without improvement (best weights kept), or at ``max_steps``
+    (reported when hit). ``ridge_grid``: regularisers as fractions of the mean squared row norm of
+    the centred Z. ``leak_sweep`` adds attacks at other leak fractions (the leak-fraction figure),
+    on the first ``sweep_seeds`` seeds (null = all); ``authors_split`` is the share of the
+    test-set pairs the authors' protocol trains on (0.9; the rest scores it), on the same seeds.
+    The judge (attack accuracy) is its own network (:func:`nopeek_repro.models.build_judge`), seed
+    ``classifier_seed`` (outside ``train.seeds``), trained on clean training images for at most
+    ``classifier_epochs`` epochs with early stopping on the validation part (``classifier_patience``).
     """
 
     leak_fraction: float = Field(0.5, gt=0.0, le=1.0)
     leak_sweep: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field([], description="extra leak fractions")
+    sweep_seeds: int | None = Field(None, ge=1, description="the leak sweep and the authors' protocol: first N seeds")
     authors_split: float | None = Field(0.9, gt=0.0, lt=1.0, description="authors' 90/10 protocol (None = skip)")
     decoder: Literal["simple", "resnet"] = "simple"
     decoder_width: int = Field(32, ge=4, le=512)
-    epochs: int = Field(10, ge=1)
+    holdout_fraction: float = Field(0.1, gt=0.0, le=0.5, description="leaked pairs held out for selection")
+    max_steps: int = Field(3000, ge=1, description="decoder optimiser steps at most")
+    eval_every: int = Field(25, ge=1, description="decoder steps between held-out evaluations")
+    patience: int = Field(8, ge=1, description="held-out evaluations without improvement before stopping")
+    ridge_grid: list[Annotated[float, Field(gt=0.0)]] = Field(
+        [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4], min_length=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     n_examples: int = Field(8, ge=1, le=64)
-    classifier_epochs: int = Field(3, ge=1)
+    classifier_epochs: int = Field(30, ge=1, description="the judge's epochs at most")
+    classifier_patience: int = Field(3, ge=1, description="the judge: epochs without validation gain before stopping")
+    classifier_seed: Seed = 1000
 
 
 class LeakageParams(_Section):
@@ -169,6 +194,15 @@ class Params(_Section):
     attack: AttackParams = AttackParams()
     leakage: LeakageParams = LeakageParams()
 
+    @model_validator(mode="after")
+    def _judge_is_independent(self) -> "Params":
+        if self.attack.classifier_seed in self.train.seeds:
+            raise ValueError(
+                f"attack.classifier_seed = {self.attack.classifier_seed} is also in train.seeds "
+                f"{list(self.train.seeds)}: the judge must not share initial weights or batch order with an "
+                "attacked model; allowed: any seed >= 0 outside train.seeds")
+        return self
+
 
 def _format(err: ValidationError, source: str, prefix: str = "") -> str:
     lines = []
@@ -176,11 +210,11 @@ def _format(err: ValidationError, source: str, prefix: str = "") -> str:
         loc = prefix
         for part in e["loc"]:
             loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-        got = "" if e["type"] == "missing" else f" = {e['input']!r}"
+        got = "" if e["type"] == "missing" or not e["loc"] else f" = {e['input']!r}"
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter (check the spelling; see params.yaml for the allowed keys)"
-        lines.append(f"{source}: {loc}{got}: {msg}")
+        lines.append(f"{source}: {loc}{got}: {msg}" if loc else f"{source}: {msg}")
     return lines[0] if len(lines) == 1 else "; ".join(lines)
 
 

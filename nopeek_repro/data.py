@@ -291,9 +291,11 @@ def load_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 class Split:
     """A prepared data set: float images in [0, 1], labels, and original row indices.
 
-    Optional (defaults keep the embedded sample's split as it was): ``classes`` (the label names),
-    ``val_idx`` (a held-out validation part, UTKFace: never trained on, never leaked) and
-    ``train_targets``/``test_targets`` (every label per row, UTKFace: age, gender, race).
+    Optional: ``classes`` (the label names), ``x_val``/``y_val`` with their original rows
+    ``val_idx`` (the validation part :func:`with_validation` carves from the training part: never
+    trained on, never leaked; UTKFace's loader also fills ``val_idx`` with the authors' validation
+    rows, which :func:`with_validation` replaces) and ``train_targets``/``test_targets`` (every label
+    per row, UTKFace: age, gender, race).
     """
 
     x_train: torch.Tensor
@@ -306,6 +308,8 @@ class Split:
     val_idx: np.ndarray | None = None
     train_targets: dict[str, torch.Tensor] = field(default_factory=dict)
     test_targets: dict[str, torch.Tensor] = field(default_factory=dict)
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -316,6 +320,24 @@ class Split:
         if self.classes:
             return len(self.classes)
         return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+
+def with_validation(split: Split, val_fraction: float, seed: int) -> Split:
+    """Move a seeded ``val_fraction`` of the training part into the validation part (``x_val``, ``y_val``,
+    ``val_idx``); the rest stays the training part, in its order. At least 4 rows on each side."""
+    n = len(split.y_train)
+    if not 0 < val_fraction <= 0.5:
+        raise DataError(f"data.val_fraction = {val_fraction!r}: must be in (0, 0.5]")
+    n_val = int(round(n * val_fraction))
+    if n_val < 4 or n - n_val < 4:
+        raise DataError(f"data.val_fraction = {val_fraction}: {n} training images leave {n_val} for validation and "
+                        f"{n - n_val} for training; each needs at least 4 (raise n_train or val_fraction)")
+    perm = np.random.default_rng([seed, 2]).permutation(n)
+    val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    split.x_val, split.y_val, split.val_idx = split.x_train[val], split.y_train[val], split.train_idx[val]
+    split.x_train, split.y_train, split.train_idx = split.x_train[keep], split.y_train[keep], split.train_idx[keep]
+    split.train_targets = {k: v[keep] for k, v in split.train_targets.items()}
+    return split
 
 
 def split_indices(
@@ -470,6 +492,9 @@ def save_split(split: Split, path: Path) -> None:
         extra["classes"] = np.array(list(split.classes), dtype=str)
     if split.val_idx is not None:
         extra["val_idx"] = split.val_idx
+    if split.x_val is not None and split.y_val is not None:
+        extra["x_val"] = (split.x_val.numpy() * 255).round().astype(np.uint8)
+        extra["y_val"] = split.y_val.numpy()
     for part, targets in (("train", split.train_targets), ("test", split.test_targets)):
         for name, values in targets.items():
             extra[f"{part}_target_{name}"] = values.numpy()
@@ -500,6 +525,8 @@ def load_split(path: Path) -> Split:
         classes=tuple(str(c) for c in z["classes"]) if "classes" in z.files else None,
         val_idx=z["val_idx"] if "val_idx" in z.files else None,
         train_targets=targets["train"], test_targets=targets["test"],
+        x_val=to_x(z["x_val"]) if "x_val" in z.files else None,
+        y_val=torch.from_numpy(z["y_val"]) if "y_val" in z.files else None,
     )
 
 

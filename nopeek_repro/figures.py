@@ -1,14 +1,16 @@
 """Figures: data in, matplotlib Figure out (the figures notebook saves them as PNG).
 
-a. :func:`tradeoff` - test accuracy against decoder reconstruction error (the paper's
-   privacy-utility figure), for the NoPeek sweep, the uniform-noise sweep and the baseline.
+a. :func:`tradeoff` - test accuracy against the strongest attack's reconstruction error (the
+   paper's privacy-utility figure), for the NoPeek sweep, the uniform-noise sweep and the baseline.
 b. :func:`reconstruction_grid` - the same held-out digits, original and reconstructed per run.
-c. :func:`leakage_vs_alpha` - leakage DCOR(X, Z) (both estimators) and accuracy against alpha_dcor.
+c. :func:`leakage_vs_alpha` - leakage DCOR(X, Z) (both estimators) beside its floors, and accuracy,
+   against alpha_dcor.
 d. :func:`training_curves` - test accuracy and test DCOR per epoch.
-e. :func:`leak_sweep` - the attack's reconstruction error and attack accuracy against the share
-   of training pairs leaked to the attacker.
+e. :func:`leak_sweep` - the strongest attack's reconstruction error and attack accuracy against the
+   share of training pairs leaked to the attacker.
 
-Points are means over seeds; error bars are one standard deviation over seeds.
+Every seed is a point (small, translucent); lines join the medians over seeds. A mean of a
+two-mode outcome (some seeds collapse, others do not) describes no run, so none is drawn.
 """
 
 from __future__ import annotations
@@ -36,19 +38,25 @@ def _figure(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any) -> 
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
-def tradeoff(agg: pd.DataFrame, chance: float | None = None) -> Figure:
-    """Accuracy vs reconstruction MSE; ``agg`` is :func:`nopeek_repro.summary.aggregate` output."""
+def _seed_points(ax, x, y, color, marker: str = "o") -> None:
+    ax.scatter(x, y, s=16, alpha=0.45, color=color, marker=marker, edgecolors="none", zorder=2)
+
+
+def tradeoff(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None) -> Figure:
+    """Accuracy vs the strongest attack's MSE: every seed a point, lines through the medians.
+
+    ``table`` is the per-seed summary, ``agg`` :func:`nopeek_repro.summary.aggregate` of it.
+    """
     _style()
     fig, ax = _figure(1, 1, (7, 4.8))
     for defence in ("none", "nopeek", "noise"):
         d = agg[agg.defence == defence].sort_values(["alpha_dcor", "noise"])
         if d.empty:
             continue
-        ax.errorbar(
-            d.recon_mse, d.test_accuracy, xerr=d.recon_mse_std, yerr=d.test_accuracy_std,
-            fmt="*" if defence == "none" else "o-", ms=14 if defence == "none" else 6, capsize=3,
-            color=COLOURS[defence], label=LABELS[defence],
-        )
+        t = table[table.defence == defence]
+        _seed_points(ax, t.recon_mse, t.test_accuracy, COLOURS[defence], "*" if defence == "none" else "o")
+        ax.plot(d.recon_mse, d.test_accuracy, "*" if defence == "none" else "o-", ms=14 if defence == "none" else 6,
+                color=COLOURS[defence], label=LABELS[defence] + " (median)", zorder=3)
         for _, r in d.iterrows():
             if defence != "none":
                 text = f"a={r.alpha_dcor:g}" if defence == "nopeek" else f"b={r.noise:g}"
@@ -58,9 +66,9 @@ def tradeoff(agg: pd.DataFrame, chance: float | None = None) -> Figure:
         ax.axhline(chance, ls=":", color="grey", lw=1)
         ax.annotate("chance", (ax.get_xlim()[0], chance), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel("decoder reconstruction MSE on held-out images, log scale (higher = more private)")
+    ax.set_xlabel("strongest attack's MSE on held-out images, log scale (higher = more private)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("Privacy-utility trade-off")
+    ax.set_title("Privacy-utility trade-off (points: seeds)")
     ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
     return fig
@@ -98,30 +106,41 @@ def reconstruction_grid(originals: np.ndarray, recons: dict[str, np.ndarray], k:
     return fig
 
 
-def leakage_vs_alpha(agg: pd.DataFrame) -> Figure:
-    """Leakage (both estimators) and test accuracy against alpha_dcor (log axis)."""
+def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame) -> Figure:
+    """Leakage (both estimators, whole test set) beside its floors, and test accuracy, against alpha_dcor.
+
+    Every seed a point, lines through the medians; dashed: the baseline's median; dotted grey: the
+    floors at the same n (label-only Z, and the baseline's Z in a shuffled pairing) when measured.
+    """
     _style()
     nop = agg[agg.defence == "nopeek"].sort_values("alpha_dcor")
+    tn = table[table.defence == "nopeek"]
     base = agg[agg.defence == "none"]
-    fig, (ax1, ax2) = _figure(1, 2, (10, 4))
+    fig, (ax1, ax2) = _figure(1, 2, (10.5, 4.2))
     for col, label, marker in (("leakage_dcor", "DCOR (V-statistic, paper)", "o"),
                                ("leakage_dcor_unbiased", "dCor$^2$ bias-corrected (U-statistic)", "s")):
-        line = ax1.errorbar(nop.alpha_dcor, nop[col], yerr=nop[f"{col}_std"], fmt=f"{marker}-", capsize=3, label=label)
+        line = ax1.plot(nop.alpha_dcor, nop[col], f"{marker}-", label=label, zorder=3)[0]
+        _seed_points(ax1, tn.alpha_dcor, tn[col], line.get_color(), marker)
         if not base.empty:
-            ax1.axhline(float(base[col].iloc[0]), ls="--", color=line[0].get_color(), lw=1)
+            ax1.axhline(float(base[col].iloc[0]), ls="--", color=line.get_color(), lw=1)
+    for col, label, ls in (("floor_label_dcor", "floor: label-only Z", ":"),
+                           ("leakage_dcor_shuffled", "floor: baseline Z, shuffled pairing", "-.")):
+        if col in base and base[col].notna().any():
+            ax1.axhline(float(base[col].iloc[0]), ls=ls, color="grey", lw=1.2, label=label)
     ax1.set_xscale("log")
     ax1.set_xlabel("alpha_dcor")
-    ax1.set_ylabel("leakage on the test set")
-    ax1.set_title("Leakage DCOR(X, Z)")
-    ax1.legend(fontsize=8, title="dashed: baseline", title_fontsize=8)
-    ax2.errorbar(nop.alpha_dcor, nop.test_accuracy, yerr=nop.test_accuracy_std, fmt="o-", capsize=3, color=COLOURS["nopeek"])
+    ax1.set_ylabel("leakage on the whole test set")
+    ax1.set_title("Leakage DCOR(X, Z) (points: seeds)")
+    ax1.legend(fontsize=7.5, title="dashed: baseline median", title_fontsize=7.5)
+    line = ax2.plot(nop.alpha_dcor, nop.test_accuracy, "o-", color=COLOURS["nopeek"], label="NoPeek (median)", zorder=3)
+    _seed_points(ax2, tn.alpha_dcor, tn.test_accuracy, COLOURS["nopeek"])
     if not base.empty:
-        ax2.axhline(float(base.test_accuracy.iloc[0]), ls="--", color=COLOURS["none"], lw=1, label="baseline")
-        ax2.legend(fontsize=8)
+        ax2.axhline(float(base.test_accuracy.iloc[0]), ls="--", color=COLOURS["none"], lw=1, label="baseline median")
+    ax2.legend(fontsize=8)
     ax2.set_xscale("log")
     ax2.set_xlabel("alpha_dcor")
     ax2.set_ylabel("test accuracy")
-    ax2.set_title("Accuracy")
+    ax2.set_title("Accuracy (points: seeds)")
     fig.tight_layout()
     return fig
 
@@ -145,8 +164,8 @@ def training_curves(histories: pd.DataFrame) -> Figure:
 
 
 def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy: float | None = None) -> Figure:
-    """Reconstruction MSE and attack accuracy against the leak fraction, one line per run (mean +- sd over seeds;
-    dashed: uniform noise).
+    """The strongest attack's MSE and attack accuracy against the leak fraction, one line per run through the
+    medians over the seeds the sweep ran on (points: seeds; dashed: uniform noise).
 
     ``sweep`` has columns run, seed, leak_fraction, recon_mse and (optionally) attack_accuracy.
     """
@@ -162,11 +181,12 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
         palette["baseline"] = COLOURS["none"]
     for ax, (col, label) in zip(axes[0], panels):
         for run in order:
-            g = sweep[sweep.run == run].groupby("leak_fraction")[col]
-            d = g.mean().to_frame("mean").join(g.std(ddof=0).rename("std")).reset_index()
-            ax.errorbar(d.leak_fraction, d["mean"], yerr=d["std"],
-                        fmt="o--" if run.startswith("noise") else "o-", ms=4, lw=1.4, capsize=2,
-                        color=palette[run], label=run)
+            r = sweep[sweep.run == run]
+            d = r.groupby("leak_fraction")[col].median().reset_index()
+            ax.plot(d.leak_fraction, d[col], "o--" if run.startswith("noise") else "o-", ms=4, lw=1.4,
+                    color=palette[run], label=run)
+            if r.seed.nunique() > 1:
+                _seed_points(ax, r.leak_fraction, r[col], palette[run])
         ax.set_xscale("log")
         ax.set_xticks(fractions, [f"{f:.0%}" if f >= 0.01 else f"{f:.1%}" for f in fractions])
         ax.minorticks_off()
@@ -183,6 +203,8 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
             if clean_accuracy is not None:
                 ax.axhline(clean_accuracy, ls="--", color="grey", lw=1, label="classifier on clean images")
     axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("Decoder attack against the leak fraction (mean ± sd over seeds)", fontweight="bold", fontsize=11)
+    n = int(sweep.groupby("run").seed.nunique().max()) if len(sweep) else 0
+    fig.suptitle(f"Strongest attack against the leak fraction (median over {n} seed{'s' if n != 1 else ''})",
+                 fontweight="bold", fontsize=11)
     fig.tight_layout()
     return fig

@@ -79,9 +79,8 @@ def _train_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Pa
 
 def _attack_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
     def build(p: Params, item: str | None) -> dict[str, Any]:
-        attack = p.attack.model_dump(exclude={"classifier_epochs"})
-        return {"runs": [_spec(stage, item).name], **attack, "threads": p.train.threads, "device": p.train.device,
-                "results": "results"}
+        return {"runs": [_spec(stage, item).name], "attack": p.attack.model_dump(), "threads": p.train.threads,
+                "device": p.train.device, "results": "results"}
     return build
 
 
@@ -100,8 +99,7 @@ def runs_of(p: Params) -> list[RunSpec]:
 STAGES: dict[str, Stage] = {
     "prepare": Stage(
         "01_prepare_data",
-        lambda p, _: {**p.data.model_dump(), **p.model.model_dump(), "classifier_epochs": p.attack.classifier_epochs,
-                      "lr": p.attack.lr, "batch_size": p.attack.batch_size, "threads": p.train.threads,
+        lambda p, _: {"data": p.data.model_dump(), "attack": p.attack.model_dump(), "threads": p.train.threads,
                       "device": p.train.device, "results": "results"},
         lambda layout, p, _: [layout.prepared.parent, layout.classifier],
     ),

@@ -40,24 +40,26 @@ def prepare(layout: Layout, params: DataParams, data_dir: Path) -> data.Split:
         params.dataset, data_dir, test_fraction=params.test_fraction, split_seed=params.split_seed,
         n_train=params.n_train, n_test=params.n_test, image_size=params.image_size, task=params.task,
         source=params.source)
+    split = data.with_validation(split, params.val_fraction, params.split_seed)
     data.save_split(split, layout.prepared)
     (layout.prepared.parent / "split.json").write_text(json.dumps({
-        "dataset": params.dataset, "n_train": len(split.train_idx), "n_test": len(split.test_idx),
+        "dataset": params.dataset, "n_train": len(split.train_idx), "n_val": len(split.val_idx),
+        "n_test": len(split.test_idx),
         "image_shape": list(split.image_shape), "n_classes": split.n_classes,
         "train_class_counts": np.bincount(split.y_train.numpy(), minlength=split.n_classes).tolist(),
+        "val_class_counts": np.bincount(split.y_val.numpy(), minlength=split.n_classes).tolist(),
         "test_class_counts": np.bincount(split.y_test.numpy(), minlength=split.n_classes).tolist(),
     }, indent=1) + "\n")
     return split
 
 
-def train_classifier(layout: Layout, model: ModelParams, train_params: TrainParams, params: AttackParams,
-                     progress: bool = True) -> float:
-    """Train and save the attack-accuracy classifier on clean training images; returns its clean test accuracy."""
+def train_classifier(layout: Layout, train_params: TrainParams, params: AttackParams) -> attacks.JudgeInfo:
+    """Train and save the judge (attack-accuracy classifier) on clean training images; returns its record."""
     split = data.load_split(layout.prepared)
-    train.set_determinism(0, train_params.threads)
-    net, clean = attacks.train_classifier(split, model, train_params, params, seed=0, progress=progress)
-    attacks.save_classifier(net, clean, model, layout.classifier)
-    return clean
+    train.set_determinism(params.classifier_seed, train_params.threads)
+    net, info = attacks.train_classifier(split, train_params, params)
+    attacks.save_classifier(net, info, layout.classifier)
+    return info
 
 
 def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelParams | int, block_size: int = 1024,
@@ -68,7 +70,7 @@ def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelPa
     for seed in params.seeds:
         trained = train.train(spec, split, params, model, seed, progress=progress)
         train.save(trained, layout.model_dir(spec.name) / f"seed{seed}")
-        per_seed[seed] = train.evaluate(trained.client, trained.server, split, block_size)
+        per_seed[seed] = train.evaluate(trained.client, trained.server, split, block_size, batch_size=params.batch_size)
         histories.append(trained.history.assign(run=spec.name, seed=seed))
     hist = pd.concat(histories, ignore_index=True)
     layout.history(spec.name).parent.mkdir(parents=True, exist_ok=True)
@@ -81,8 +83,9 @@ def attack_run(layout: Layout, run: str, train_params: TrainParams, params: Atta
                progress: bool = True) -> pd.DataFrame:
     """Every attack protocol on every seed's trained client of ``run``; saves metrics, the leak sweep, examples.
 
-    Per seed: the main attack at ``leak_fraction`` (with attack accuracy), the ``leak_sweep``
-    fractions, and the authors' 90/10 protocol (``authors_*`` metrics) unless ``authors_split`` is None.
+    Per seed: the main attack at ``leak_fraction`` (all attacks, the strongest reported); on the first
+    ``sweep_seeds`` seeds also the ``leak_sweep`` fractions and the authors' 90/10 protocol (``authors_*``
+    metrics; skipped when ``authors_split`` is None).
     """
     split = data.load_split(layout.prepared)
     train.set_determinism(0, train_params.threads)
@@ -90,19 +93,23 @@ def attack_run(layout: Layout, run: str, train_params: TrainParams, params: Atta
     if not seeds:
         raise FileNotFoundError(f"{layout.model_dir(run)}: no trained seeds; run the training stage of {run} first")
     classifier, _ = attacks.load_classifier(layout.classifier, split, train_params.device)
-    fractions = sorted({params.leak_fraction, *params.leak_sweep})
-    per_seed, examples, sweep = {}, {}, []
-    for seed in seeds:
-        trained = train.load(layout.model_dir(run) / f"seed{seed}", split, train_params)
-        for fraction in fractions:
-            result = attacks.decoder_attack(trained.client, split, params, seed, progress=progress,
-                                            leak_fraction=fraction, classifier=classifier)
-            sweep.append({"run": run, "seed": seed, "leak_fraction": fraction, **result.metrics})
-            if fraction == params.leak_fraction:
-                per_seed[seed] = dict(result.metrics)
-                examples[f"seed{seed}"] = result.examples
-        if params.authors_split is not None:
-            per_seed[seed].update(attacks.authors_attack(trained.client, split, params, seed, progress, classifier))
+    extra = set(seeds[: params.sweep_seeds] if params.sweep_seeds is not None else seeds)
+    jobs = [(s, f) for s in seeds for f in sorted({params.leak_fraction, *(params.leak_sweep if s in extra else [])})]
+    jobs += [(s, None) for s in seeds if s in extra and params.authors_split is not None]
+    per_seed: dict[int, dict] = {}
+    examples, sweep, trained = {}, [], {}
+    for seed, fraction in train.progress_bar(jobs, f"attacks on {run}", progress):
+        if seed not in trained:
+            trained = {seed: train.load(layout.model_dir(run) / f"seed{seed}", split, train_params)}
+        client = trained[seed].client
+        if fraction is None:
+            per_seed[seed].update(attacks.authors_attack(client, split, params, seed, classifier))
+            continue
+        result = attacks.decoder_attack(client, split, params, seed, leak_fraction=fraction, classifier=classifier)
+        sweep.append({"run": run, "seed": seed, **result.metrics})
+        if fraction == params.leak_fraction:
+            per_seed[seed] = dict(result.metrics)
+            examples[f"seed{seed}"] = result.examples
     out = layout.attack_dir(run)
     out.mkdir(parents=True, exist_ok=True)
     shown = attacks.example_indices(split.y_test, params.n_examples)
@@ -118,16 +125,20 @@ def report_context(layout: Layout, table: pd.DataFrame, runs: list[RunSpec]) -> 
 
     split_info = json.loads((layout.prepared.parent / "split.json").read_text())
     first = layout.model_dir(runs[0].name) / f"seed{int(table.seed.min())}" / "run.json"
-    model = json.loads(first.read_text())["model"]
-    clean = None
+    run = json.loads(first.read_text())
+    judge = None
     if (layout.classifier / "classifier.json").is_file():
-        clean = json.loads((layout.classifier / "classifier.json").read_text())["clean_accuracy"]
+        judge = json.loads((layout.classifier / "classifier.json").read_text())
     epochs = int(pd.read_csv(layout.history(runs[0].name)).epoch.max())
     fraction = float(table.leak_fraction.iloc[0]) if "leak_fraction" in table else float("nan")
-    return ReportContext(dataset=split_info["dataset"], n_classes=int(split_info["n_classes"]), arch=model["arch"],
-                         cut_layer=model["cut_layer"], epochs=epochs, seeds=sorted(int(s) for s in table.seed.unique()),
-                         leak_fraction=fraction, clean_accuracy=clean,
-                         notes=[f"{split_info['n_train']} training and {split_info['n_test']} held-out test images."])
+    n_val = split_info.get("n_val")
+    return ReportContext(dataset=split_info["dataset"], n_classes=int(split_info["n_classes"]), arch=run["model"]["arch"],
+                         cut_layer=run["model"]["cut_layer"], epochs=epochs,
+                         seeds=sorted(int(s) for s in table.seed.unique()), leak_fraction=fraction,
+                         clean_accuracy=judge["clean_accuracy"] if judge else None, judge=judge,
+                         batch_size=run.get("batch_size"), n_test=int(split_info["n_test"]),
+                         notes=[f"{split_info['n_train']} training, {n_val} validation and {split_info['n_test']} "
+                                "held-out test images."])
 
 
 def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dict[str, Figure]]:
@@ -135,13 +146,16 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     from . import figures, report  # seaborn/matplotlib are slow to import: only this stage needs them
 
     names = [r.name for r in runs]
-    table = summary.build(runs, {n: layout.train_metrics(n) for n in names}, {n: layout.attack_metrics(n) for n in names})
+    split_info = json.loads((layout.prepared.parent / "split.json").read_text())
+    chance = 1.0 / int(split_info["n_classes"])
+    table = summary.build(runs, {n: layout.train_metrics(n) for n in names}, {n: layout.attack_metrics(n) for n in names},
+                          chance=chance)
     layout.summary.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(layout.summary, index=False, float_format="%.6g")
     agg = summary.aggregate(table)
     layout.summary_md.write_text(summary.markdown_table(agg))
     layout.tradeoff_plot.parent.mkdir(parents=True, exist_ok=True)
-    agg[["run", "defence", "recon_mse", "test_accuracy", "leakage_dcor"]].to_csv(
+    table[["run", "seed", "defence", "recon_mse", "test_accuracy", "leakage_dcor"]].to_csv(
         layout.tradeoff_plot, index=False, float_format="%.6g")
     sweep = pd.concat([pd.read_csv(layout.leak_sweep(n)) for n in names], ignore_index=True)
     sweep.to_csv(layout.leak_sweep_all, index=False, float_format="%.6g")
@@ -154,9 +168,9 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     recons = {n: np.load(layout.attack_dir(n) / "examples.npz")[f"seed{table[table.run == n].seed.min()}"] for n in names}
     histories = pd.concat([pd.read_csv(layout.history(n)) for n in names if RunSpec.from_name(n).defence != "noise"])
     figs = {
-        "tradeoff": figures.tradeoff(agg, chance=context.chance),
+        "tradeoff": figures.tradeoff(table, agg, chance=context.chance),
         "reconstructions": figures.reconstruction_grid(split.x_test[first["test_pos"]].numpy(), recons, k=len(first["test_pos"])),
-        "leakage_vs_alpha": figures.leakage_vs_alpha(agg),
+        "leakage_vs_alpha": figures.leakage_vs_alpha(table, agg),
         "training_curves": figures.training_curves(histories),
         "leak_sweep": figures.leak_sweep(sweep, chance=context.chance, clean_accuracy=context.clean_accuracy),
     }

@@ -1,56 +1,105 @@
-"""The tidy results table: one row per trained model and seed.
+"""The tidy results table (one row per trained model and seed) and its per-run statistics.
 
-Columns: ``run, defence, alpha_dcor, noise, seed, leak_fraction``, then the metrics
-``test_accuracy, leakage_dcor, leakage_dcor_unbiased, recon_mse, recon_psnr, recon_ssim,
-attack_accuracy, authors_recon_mse, authors_recon_psnr, authors_recon_ssim,
-authors_attack_accuracy``. ``leakage_dcor`` is the paper's estimator (biased V-statistic DCOR,
-square-root form, over the whole test set); ``leakage_dcor_unbiased`` is the bias-corrected dCor^2
-(U-statistic) on the same data. ``recon_*`` and ``attack_accuracy`` score the attack on leaked
-training pairs (``leak_fraction``) over the held-out test set; ``authors_*`` the authors' 90/10
-protocol on the test-set pairs (:mod:`nopeek_repro.attacks`). A metric a run did not measure is
-empty (NaN).
+Identity columns: ``run, defence, alpha_dcor, noise, seed, leak_fraction``; ``collapsed`` is 1 when
+the run's test accuracy is within :data:`COLLAPSE_MARGIN` of chance.
 
-Metrics files (what ``dvc metrics show`` lists) are JSON objects with the mean over seeds at the
-top level and the per-seed values under ``per_seed``.
+Training metrics (:func:`nopeek_repro.train.evaluate`): ``test_accuracy``, ``val_accuracy``;
+``leakage_dcor`` (the paper's estimator: biased V-statistic DCOR, square-root form, Euclidean
+distances, over the whole test set), ``leakage_dcor_unbiased`` (bias-corrected dCor^2, U-statistic,
+same data), ``val_leakage_dcor`` (V-statistic on the validation part: what selections use),
+``batch_dcor`` (V-statistic per test batch of the training batch size, mean over batches) and the
+floors at the same sample sizes (:mod:`nopeek_repro.floors`): ``leakage_dcor_shuffled`` /
+``batch_dcor_shuffled`` (the same Z paired with X in a shuffled order) and ``floor_label_dcor`` /
+``floor_label_batch_dcor`` (a Z that is the one-hot label only).
+
+Attack metrics (:mod:`nopeek_repro.attacks`): the strongest attack's ``recon_mse, recon_psnr,
+recon_ssim, attack_accuracy`` and its name ``strongest_attack``; per attack ``decoder_*``,
+``ridge_*``, ``mean_*`` test MSE (and SSIM, attack accuracy) and held-out MSE; the decoder's
+``decoder_steps, decoder_best_step, decoder_hit_cap, decoder_budget_25, decoder_budget_50``;
+ridge's ``ridge_r, ridge_on_edge``; the authors' 90/10 protocol ``authors_*`` (strongest attack).
+A metric a run did not measure is empty (NaN).
+
+Per-run statistics (:func:`aggregate`): the **median** over seeds (column ``<m>``), ``<m>_min``,
+``<m>_max``, ``<m>_mean`` and ``<m>_std`` (sample standard deviation, ddof = 1; NaN for one seed),
+``n_seeds``, ``n_collapsed`` and ``strongest`` (how often each attack was the strongest). A mean of
+a two-mode outcome describes no run, so tables lead with the median and the range.
+
+Metrics files (what ``dvc metrics show`` lists) are JSON objects with the median over seeds of
+every numeric metric at the top level and the per-seed values under ``per_seed``.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
 from .defences import RunSpec
 
-COLUMNS = [
-    "run", "defence", "alpha_dcor", "noise", "seed", "leak_fraction", "test_accuracy", "leakage_dcor",
-    "leakage_dcor_unbiased", "recon_mse", "recon_psnr", "recon_ssim", "attack_accuracy",
-    "authors_recon_mse", "authors_recon_psnr", "authors_recon_ssim", "authors_attack_accuracy",
+COLLAPSE_MARGIN = 0.05
+"""A run has *collapsed* when its test accuracy is at most chance + this (5 points; fixed on
+2026-12-02 before the 5-seed default run was made)."""
+
+IDS = ["run", "defence", "alpha_dcor", "noise", "seed", "leak_fraction", "collapsed"]
+TRAIN_METRICS = [
+    "test_accuracy", "val_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "val_leakage_dcor",
+    "leakage_dcor_shuffled", "batch_dcor", "batch_dcor_shuffled", "floor_label_dcor", "floor_label_batch_dcor",
 ]
-METRICS = COLUMNS[6:]
+ATTACK_METRICS = [
+    "recon_mse", "recon_psnr", "recon_ssim", "attack_accuracy", "strongest_attack",
+    "decoder_recon_mse", "ridge_recon_mse", "mean_recon_mse",
+    "decoder_recon_ssim", "ridge_recon_ssim", "mean_recon_ssim",
+    "decoder_attack_accuracy", "ridge_attack_accuracy", "mean_attack_accuracy",
+    "decoder_holdout_mse", "ridge_holdout_mse", "mean_holdout_mse",
+    "decoder_steps", "decoder_best_step", "decoder_hit_cap", "decoder_budget_25", "decoder_budget_50",
+    "ridge_r", "ridge_on_edge", "n_leaked", "n_holdout",
+    "authors_recon_mse", "authors_recon_psnr", "authors_recon_ssim", "authors_attack_accuracy",
+    "authors_strongest_attack",
+]
+COLUMNS = IDS + TRAIN_METRICS + ATTACK_METRICS
+TEXT = {"strongest_attack", "authors_strongest_attack"}
+METRICS = [m for m in TRAIN_METRICS + ATTACK_METRICS if m not in TEXT]
+"""The numeric metrics :func:`aggregate` summarises."""
 
 
-def write_metrics(path: Path, per_seed: dict[int, dict[str, float]]) -> dict:
-    """Write a metrics JSON: means over seeds at the top level, per-seed values under ``per_seed``."""
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    k = len(v)
+    return v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2
+
+
+def write_metrics(path: Path, per_seed: dict[int, dict[str, float | str]]) -> dict:
+    """Write a metrics JSON: medians over seeds of numeric metrics at the top level, per-seed values under ``per_seed``."""
     if not per_seed:
         raise ValueError(f"{path}: no seeds to write")
     keys = list(next(iter(per_seed.values())))
-    mean = {k: sum(float(m[k]) for m in per_seed.values()) / len(per_seed) for k in keys}
-    doc = {**{k: round(v, 6) for k, v in mean.items()},
-           "per_seed": {str(s): {k: round(float(v), 6) for k, v in m.items()} for s, m in per_seed.items()}}
+    top = {}
+    for k in keys:
+        vals = [float(m[k]) for m in per_seed.values() if _num(m.get(k)) and not math.isnan(float(m[k]))]
+        if vals and all(_num(m.get(k)) for m in per_seed.values()):
+            top[k] = round(_median(vals), 6)
+    doc = {**top, "per_seed": {str(s): {k: (round(float(v), 6) if _num(v) else v) for k, v in m.items()}
+                               for s, m in per_seed.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
 
 
-def read_per_seed(path: Path) -> dict[int, dict[str, float]]:
+def read_per_seed(path: Path) -> dict[int, dict[str, float | str]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: metrics file missing; run the stage that writes it first")
     return {int(s): m for s, m in json.loads(path.read_text())["per_seed"].items()}
 
 
-def build(runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: dict[str, Path]) -> pd.DataFrame:
+def build(runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: dict[str, Path],
+          chance: float | None = None) -> pd.DataFrame:
     """Join training and attack metrics of every run into the tidy table (see module doc)."""
     rows = []
     for spec in runs:
@@ -61,26 +110,72 @@ def build(runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: d
                 raise ValueError(f"{attack_metrics[spec.name]}: no attack result for seed {seed}")
             rows.append({"run": spec.name, "defence": spec.defence, "alpha_dcor": spec.alpha_dcor,
                          "noise": spec.noise, "seed": seed, **tr[seed], **at[seed]})
-    return pd.DataFrame(rows).reindex(columns=COLUMNS)
+    table = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    if chance is not None:
+        table["collapsed"] = (table.test_accuracy <= chance + COLLAPSE_MARGIN + 1e-9).astype(int)
+    return table
+
+
+def strongest_counts(values: pd.Series) -> str:
+    """``"ridge 4, decoder 1"``: how often each attack was the strongest (most frequent first)."""
+    counts = Counter(v for v in values if isinstance(v, str))
+    return ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds, one row per run (std is 0 for a single seed)."""
-    g = summary.groupby(["run", "defence", "alpha_dcor", "noise"], sort=False)[[m for m in METRICS if m in summary]]
-    out = g.mean().join(g.std(ddof=0).add_suffix("_std")).reset_index()
-    out.insert(4, "n_seeds", g.size().values)
-    return out
+    """Median, min, max, mean and std (ddof = 1) over seeds of every metric in :data:`METRICS`, one row per run.
+
+    Runs keep their first-appearance order; a metric missing from ``summary`` comes out as NaN;
+    ``n_collapsed`` counts the seeds marked ``collapsed`` (NaN when the table has no such column).
+    """
+    if "run" not in summary.columns or summary.empty:
+        raise ValueError("summary table has no rows or no 'run' column: nothing to aggregate")
+    missing = [c for c in ("defence", "alpha_dcor", "noise", "collapsed", *METRICS, *TEXT) if c not in summary.columns]
+    df = pd.concat([summary, pd.DataFrame(float("nan"), index=summary.index, columns=missing)], axis=1)
+    df[METRICS] = df[METRICS].apply(pd.to_numeric, errors="coerce")
+    g = df.groupby("run", sort=False)
+    out = g[["defence", "alpha_dcor", "noise"]].first()
+    out["n_seeds"] = g.size()
+    out["n_collapsed"] = g["collapsed"].sum(min_count=1)
+    out["strongest"] = g["strongest_attack"].agg(strongest_counts)
+    stats = g[METRICS]
+    parts = [out, stats.median(), *(frame.add_suffix(suffix) for suffix, frame in (
+        ("_min", stats.min()), ("_max", stats.max()), ("_mean", stats.mean()), ("_std", stats.std(ddof=1))))]
+    return pd.concat(parts, axis=1).reset_index()
+
+
+SHOWN = ["test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "recon_mse", "recon_ssim", "attack_accuracy",
+         "decoder_recon_mse", "ridge_recon_mse", "mean_recon_mse", "authors_recon_mse"]
+"""The metrics :func:`markdown_table` shows."""
+
+
+def digits(metric: str) -> int:
+    if metric.endswith(("_steps", "_step", "n_leaked", "n_holdout")):
+        return 0
+    return 2 if metric.endswith("psnr") else (4 if metric.endswith("mse") else 3)
+
+
+def cell(row: pd.Series, m: str) -> str:
+    """``median [min, max]`` of metric ``m`` in an :func:`aggregate` row (just the value for one seed)."""
+    v = row.get(m)
+    if v is None or pd.isna(v):
+        return "–"
+    d = digits(m)
+    if int(row.n_seeds) == 1:
+        return f"{v:.{d}f}"
+    return f"{v:.{d}f} [{row[m + '_min']:.{d}f}, {row[m + '_max']:.{d}f}]"
 
 
 def markdown_table(agg: pd.DataFrame) -> str:
-    """The aggregate as a Markdown table: mean +- std over seeds for every metric."""
-    shown = [m for m in METRICS if m in agg and agg[m].notna().any()]
-    head = ["run", "seeds", *shown]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """The aggregate as a Markdown table: median [min, max] over seeds, collapses and the strongest attack."""
+    shown = [m for m in SHOWN if m in agg and agg[m].notna().any()]
+    head = ["run", "seeds", "collapsed", *shown, "strongest attack"]
+    lines = ["Median [min, max] over seeds. `recon_*` and `attack_accuracy`: the strongest attack of each "
+             "model and seed (lowest MSE on the attacker's held-out slice); `collapsed`: seeds within "
+             f"{COLLAPSE_MARGIN:g} of chance accuracy.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in agg.iterrows():
-        cells = [str(r.run), str(int(r.n_seeds))]
-        for m in shown:
-            digits = 2 if m.endswith("recon_psnr") else (4 if m.endswith("recon_mse") else 3)
-            cells.append(f"{r[m]:.{digits}f} ± {r[m + '_std']:.{digits}f}")
+        col = "–" if pd.isna(r.n_collapsed) else str(int(r.n_collapsed))
+        cells = [str(r.run), str(int(r.n_seeds)), col, *(cell(r, m) for m in shown), r.strongest or "–"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

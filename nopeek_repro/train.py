@@ -45,6 +45,7 @@ class Trained:
     client: Client
     server: Server
     history: pd.DataFrame
+    batch_size: int | None = None  # the training batch size (the per-batch DCOR's n)
 
 
 def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
@@ -101,18 +102,28 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.T
 
 @torch.no_grad()
 def evaluate(client: Client, server: Server, split: Split, block_size: int = 1024,
-             dtype: torch.dtype = torch.float64, unbiased: bool = True) -> dict[str, float]:
-    """Test accuracy and leakage DCOR(X, Z) (both estimators) on the held-out test set.
+             dtype: torch.dtype = torch.float64, full: bool = True, batch_size: int = 64) -> dict[str, float]:
+    """Test accuracy and leakage DCOR(X, Z) (V-statistic) on the held-out test set; with ``full``, also
+    the bias-corrected dCor^2, the validation part's accuracy and DCOR (what selections use) and the
+    per-batch DCOR with its floors at ``batch_size`` and over the whole test set (:mod:`nopeek_repro.floors`).
 
-    The per-epoch history uses ``dtype=float32`` (a faster, ~1e-4-accurate curve); final metrics
-    are float64. Leakage is computed on the client's device (blocked, so a large test set fits).
+    The per-epoch history uses ``dtype=float32, full=False`` (a faster curve); final metrics are
+    float64. Leakage is computed on the client's device (blocked, so a large test set fits).
     """
+    from . import floors
+
     z = client.activations(split.x_test)
     dev = client.device
     leak = leakage(split.x_test.to(dev), z.to(dev), block_size=block_size, dtype=dtype)
     out = {"test_accuracy": accuracy(server.predict(z), split.y_test), "leakage_dcor": leak["dcor"]}
-    if unbiased:
-        out["leakage_dcor_unbiased"] = leak["dcor_unbiased_sqr"]
+    if not full:
+        return out
+    out["leakage_dcor_unbiased"] = leak["dcor_unbiased_sqr"]
+    if split.x_val is not None and split.y_val is not None:
+        z_val = client.activations(split.x_val)
+        out["val_accuracy"] = accuracy(server.predict(z_val), split.y_val)
+        out["val_leakage_dcor"] = leakage(split.x_val.to(dev), z_val.to(dev), block_size=block_size)["dcor"]
+    out.update(floors.floors(split.x_test, split.y_test, z, split.n_classes, batch_size, block_size))
     return out
 
 
@@ -141,7 +152,7 @@ def train(
             n_batches += 1
         for schedule in schedules:
             schedule.step()
-        ev = evaluate(client, server, split, dtype=torch.float32, unbiased=False)
+        ev = evaluate(client, server, split, dtype=torch.float32, full=False)
         rows.append(
             {
                 "epoch": epoch,
@@ -153,7 +164,7 @@ def train(
         )
         bar.set_postfix(acc=f"{ev['test_accuracy']:.3f}", dcor=f"{ev['leakage_dcor']:.3f}")
         log.info("%s seed %d epoch %d: %s", spec.name, seed, epoch, rows[-1])
-    return Trained(spec, seed, model, client, server, pd.DataFrame(rows))
+    return Trained(spec, seed, model, client, server, pd.DataFrame(rows), params.batch_size)
 
 
 def save(trained: Trained, folder: Path) -> None:
@@ -163,7 +174,8 @@ def save(trained: Trained, folder: Path) -> None:
     torch.save(trained.server.net.state_dict(), folder / "server.pt")
     trained.history.to_csv(folder / "history.csv", index=False, float_format="%.6g")
     run = {"name": trained.spec.name, "defence": trained.spec.defence, "alpha_dcor": trained.spec.alpha_dcor,
-           "noise": trained.spec.noise, "seed": trained.seed, "model": trained.model.model_dump()}
+           "noise": trained.spec.noise, "seed": trained.seed, "model": trained.model.model_dump(),
+           "batch_size": trained.batch_size}
     (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
@@ -177,7 +189,7 @@ def load(folder: Path, split: Split, params: TrainParams) -> Trained:
     client, server = make_parties(spec, model, split, params.lr, params.alpha_task, run["seed"], params.device)
     client.net.load_state_dict(torch.load(folder / "client.pt", weights_only=True, map_location=client.device))
     server.net.load_state_dict(torch.load(folder / "server.pt", weights_only=True, map_location=server.device))
-    return Trained(spec, run["seed"], model, client, server, pd.read_csv(folder / "history.csv"))
+    return Trained(spec, run["seed"], model, client, server, pd.read_csv(folder / "history.csv"), run.get("batch_size"))
 
 
 def estimate_seconds(split: Split, params: TrainParams, model: ModelParams, n_models: int, device: str = "cpu",
