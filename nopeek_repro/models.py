@@ -686,18 +686,18 @@ def build_decoder(kind: str, z_shape: tuple[int, ...], x_shape: tuple[int, int, 
 def build_judge(in_shape: tuple[int, int, int], n_classes: int, width: int = 16) -> nn.Module:
     """The attack-accuracy classifier ("judge"), a small VGG-style CNN unlike every split architecture::
 
-        conv 3x3 (c -> w) + BN + ReLU, conv 3x3 (w -> w) + BN + ReLU, maxpool 2
+        conv 5x5 (c -> w) + BN + ReLU, conv 3x3 (w -> w) + BN + ReLU, maxpool 2
         conv 3x3 (w -> 2w) + BN + ReLU, maxpool 2, adaptive average pool to 4 x 4
         flatten -> linear 32w -> 128 + ReLU -> dropout 0.3 -> linear 128 -> n_classes
 
     A different network from the attacked one (BatchNorm, two convs before the first pool, no
-    shared weights or initialisation), so the attack accuracy does not measure how similar a
+    shared weights or initialisation, no layer of the same shape as the split CNN's), so the attack accuracy does not measure how similar a
     reconstruction is to what the attacked client's own first layers respond to.
     """
     c, _, _ = _check_in_shape("judge", in_shape)
     w = int(width)
     return nn.Sequential(
-        nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),
+        nn.Conv2d(c, w, 5, padding=2), nn.BatchNorm2d(w), nn.ReLU(),
         nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
         nn.AdaptiveAvgPool2d(4), nn.Flatten(),

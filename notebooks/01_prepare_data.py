@@ -16,8 +16,8 @@
 # `params.yaml` (the sections `data` and `attack`, as dicts).
 
 # %% tags=["parameters"]
-data = dict(dataset="mnist-sample", n_train=256, n_test=128)
-attack = dict(classifier_epochs=2)
+data = {"dataset": "mnist-sample", "n_train": 256, "n_test": 128}
+attack = {"classifier_epochs": 2}
 threads = 2
 device = "cpu"
 results = "results/smoke"

@@ -24,7 +24,7 @@
 
 # %% tags=["parameters"]
 runs = ["baseline", "nopeek-a30"]
-attack = dict(leak_sweep=[0.25], max_steps=60, eval_every=10, patience=2, n_examples=8, sweep_seeds=1)
+attack = {"leak_sweep": [0.25], "max_steps": 60, "eval_every": 10, "patience": 2, "n_examples": 8, "sweep_seeds": 1}
 threads = 2
 device = "cpu"
 results = "results/smoke"

@@ -38,6 +38,16 @@ def _write(tmp_path, patch):
         ({"attack.leak_sweep": [0.1, 2]}, r"attack.leak_sweep\[1\] = 2: Input should be less than or equal to 1"),
         ({"attack.leak_fraction": 1.5}, r"attack.leak_fraction = 1.5: Input should be less than or equal to 1"),
         ({"attack.leak_fraction": 0}, r"attack.leak_fraction = 0: Input should be greater than 0"),
+        ({"attack.patience": 0}, r"attack.patience = 0: Input should be greater than or equal to 1"),
+        ({"attack.classifier_patience": 0}, r"attack.classifier_patience = 0: Input should be greater than or equal to 1"),
+        ({"attack.holdout_fraction": 0.6}, r"attack.holdout_fraction = 0.6: Input should be less than or equal to 0.5"),
+        ({"attack.max_steps": 0}, r"attack.max_steps = 0: Input should be greater than or equal to 1"),
+        ({"attack.ridge_grid": [0.1, -1]}, r"attack.ridge_grid\[1\] = -1: Input should be greater than 0"),
+        ({"data.val_fraction": 0}, r"data.val_fraction = 0: Input should be greater than 0"),
+        ({"data.val_fraction": 0.7}, r"data.val_fraction = 0.7: Input should be less than or equal to 0.5"),
+        ({"attack.classifier_seed": 2}, r"params.yaml: attack.classifier_seed = 2 is also in train.seeds \[0, 1, 2, 3, 4\]: "
+         r"the judge must not share initial weights or batch order with an attacked model; allowed: any seed >= 0 "
+         r"outside train.seeds"),
         ({"train.batch_size": 1}, r"train.batch_size = 1: Input should be greater than or equal to 2"),
         ({"model.cut_layer": 3}, r"model.cut_layer = 3: not a cut point of cnn; allowed: block1, block2, or 1..2"),
         ({"train.epochs": "many"}, r"train.epochs = 'many': Input should be a valid integer"),

@@ -17,10 +17,10 @@ from nopeek_repro.defences import all_runs
 from .test_datasets import make_cifar, make_mnist, make_utkface
 
 TINY = {
-    "data": {"n_train": 24, "n_test": 16},
+    "data": {"n_train": 30, "n_test": 16, "val_fraction": 0.3},
     "train": {"seeds": [0], "epochs": 1, "batch_size": 8},
-    "attack": {"epochs": 1, "batch_size": 8, "decoder_width": 8, "classifier_epochs": 1, "n_examples": 4,
-               "leak_sweep": [0.25]},
+    "attack": {"max_steps": 4, "eval_every": 2, "batch_size": 8, "decoder_width": 8, "classifier_epochs": 1,
+               "n_examples": 4, "leak_sweep": [0.25]},
 }
 DATA = {
     "cifar10-paper": lambda d: make_cifar(d, per_batch=6, n_test=16),
@@ -55,7 +55,7 @@ def test_named_set_runs_at_tiny_size(tmp_path, root, name):
     layout = paths.Layout(tmp_path / "results", tmp_path / "figures")
     split = stages.prepare(layout, params.data, tmp_path / "data")
     assert split.image_shape[0] == (1 if name == "mnist-full" else 3)
-    stages.train_classifier(layout, params.model, params.train, params.attack, progress=False)
+    stages.train_classifier(layout, params.train, params.attack)
     runs = all_runs(list(params.nopeek.alpha_dcor), list(params.noise.scale))
     for spec in runs:
         stages.train_run(layout, spec, params.train, params.model, params.leakage.block_size, progress=False)

@@ -110,7 +110,9 @@ def test_estimate_warns_on_a_cpu_only_machine(tmp_path, root):
     proc = _run(["estimate"], repo)
     assert proc.returncode == 0, proc.stderr
     assert "warning: no GPU on this machine: train.device = 'auto' runs on the CPU; estimated" in proc.stderr
-    assert "9 models x 3 seeds x 5 epochs" in proc.stderr
+    params = config.load(root / "params.yaml")
+    n_models = 1 + len(params.nopeek.alpha_dcor) + len(params.noise.scale)
+    assert f"{n_models} models x {len(params.train.seeds)} seeds x {params.train.epochs} epochs" in proc.stderr
 
 
 def test_split_stream_outputs_are_merged():
