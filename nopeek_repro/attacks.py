@@ -216,17 +216,20 @@ def fit_ridge(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, grid: list[f
     dual = zc.shape[0] <= zc.shape[1]
     s, u = torch.linalg.eigh(zc @ zc.T if dual else zc.T @ zc)
     s = s.clamp(min=0.0)
-    proj = u.T @ xc if dual else u.T @ (zc.T @ xc)  # U^T Xc (dual) or V^T Zc^T Xc (primal)
-    best: tuple[float, float, Tensor] | None = None
+    if dual:  # held-out predictions through the kernel, no d_z x d_x matrix per candidate
+        proj, left = u.T @ xc, (zh @ zc.T) @ u  # U^T Xc;  Zh Zc^T U
+    else:
+        proj, left = u.T @ (zc.T @ xc), zh @ u  # V^T Zc^T Xc;  Zh V
+    best: tuple[float, float] | None = None
     for r in sorted(grid):
         lam = r * scale if scale > 0 else r
-        coef = u @ (proj / (s + lam)[:, None])
-        w = zc.T @ coef if dual else coef  # d_z x d_x
-        mse = float(((zh @ w + mx).clamp(0.0, 1.0) - xh).pow(2).mean())
+        mse = float(((left @ (proj / (s + lam)[:, None]) + mx).clamp(0.0, 1.0) - xh).pow(2).mean())
         if best is None or mse < best[0]:
-            best = (mse, r, w)
+            best = (mse, r)
     assert best is not None
-    _, r, w = best
+    r = best[1]
+    coef = u @ (proj / (s + (r * scale if scale > 0 else r))[:, None])
+    w = zc.T @ coef if dual else coef  # d_z x d_x
     return Ridge(w, mz, mx, tuple(x.shape[1:])).to(dev), r, r in (min(grid), max(grid))
 
 

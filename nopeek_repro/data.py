@@ -45,6 +45,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,8 +324,9 @@ class Split:
 
 
 def with_validation(split: Split, val_fraction: float, seed: int) -> Split:
-    """Move a seeded ``val_fraction`` of the training part into the validation part (``x_val``, ``y_val``,
-    ``val_idx``); the rest stays the training part, in its order. At least 4 rows on each side."""
+    """A copy of ``split`` with a seeded ``val_fraction`` of its training part moved into the validation part
+    (``x_val``, ``y_val``, ``val_idx``); the rest stays the training part, in its order. At least 4 rows on
+    each side. ``split`` itself is not changed."""
     n = len(split.y_train)
     if not 0 < val_fraction <= 0.5:
         raise DataError(f"data.val_fraction = {val_fraction!r}: must be in (0, 0.5]")
@@ -334,6 +336,7 @@ def with_validation(split: Split, val_fraction: float, seed: int) -> Split:
                         f"{n - n_val} for training; each needs at least 4 (raise n_train or val_fraction)")
     perm = np.random.default_rng([seed, 2]).permutation(n)
     val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    split = dataclasses.replace(split)
     split.x_val, split.y_val, split.val_idx = split.x_train[val], split.y_train[val], split.train_idx[val]
     split.x_train, split.y_train, split.train_idx = split.x_train[keep], split.y_train[keep], split.train_idx[keep]
     split.train_targets = {k: v[keep] for k, v in split.train_targets.items()}

@@ -38,8 +38,17 @@ def _figure(nrows: int, ncols: int, figsize: tuple[float, float], **kw: Any) -> 
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
-def _seed_points(ax, x, y, color, marker: str = "o") -> None:
-    ax.scatter(x, y, s=16, alpha=0.45, color=color, marker=marker, edgecolors="none", zorder=2)
+def _seed_points(ax, x, y, color, marker: str = "o", size: float = 16) -> None:
+    ax.scatter(x, y, s=size, alpha=0.45, color=color, marker=marker, edgecolors="none", zorder=2)
+
+
+def _chance_line(ax, chance: float | None) -> None:
+    """A dotted chance line labelled at the left edge of the axes (axes coordinates: safe on log axes)."""
+    if chance is None:
+        return
+    ax.axhline(chance, ls=":", color="grey", lw=1)
+    ax.annotate("chance", (0.0, chance), xycoords=("axes fraction", "data"), textcoords="offset points",
+                xytext=(4, 3), fontsize=8, color="grey")
 
 
 def tradeoff(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None) -> Figure:
@@ -48,28 +57,27 @@ def tradeoff(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None
     ``table`` is the per-seed summary, ``agg`` :func:`nopeek_repro.summary.aggregate` of it.
     """
     _style()
-    fig, ax = _figure(1, 1, (7, 4.8))
+    fig, ax = _figure(1, 1, (9.5, 4.8))
     for defence in ("none", "nopeek", "noise"):
         d = agg[agg.defence == defence].sort_values(["alpha_dcor", "noise"])
         if d.empty:
             continue
         t = table[table.defence == defence]
-        _seed_points(ax, t.recon_mse, t.test_accuracy, COLOURS[defence], "*" if defence == "none" else "o")
+        _seed_points(ax, t.recon_mse, t.test_accuracy, COLOURS[defence], "*" if defence == "none" else "o",
+                     size=60 if defence == "none" else 16)
         ax.plot(d.recon_mse, d.test_accuracy, "*" if defence == "none" else "o-", ms=14 if defence == "none" else 6,
-                color=COLOURS[defence], label=LABELS[defence] + " (median)", zorder=3)
+                color=COLOURS[defence], label=LABELS[defence] + ", median", zorder=3)
         for _, r in d.iterrows():
             if defence != "none":
                 text = f"a={r.alpha_dcor:g}" if defence == "nopeek" else f"b={r.noise:g}"
                 ax.annotate(text, (r.recon_mse, r.test_accuracy), textcoords="offset points", xytext=(5, 4),
                             fontsize=8, color=COLOURS[defence])
-    if chance is not None:
-        ax.axhline(chance, ls=":", color="grey", lw=1)
-        ax.annotate("chance", (ax.get_xlim()[0], chance), textcoords="offset points", xytext=(4, 3), fontsize=8, color="grey")
+    _chance_line(ax, chance)
     ax.set_xscale("log")
     ax.set_xlabel("strongest attack's MSE on held-out images, log scale (higher = more private)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Privacy-utility trade-off (points: seeds)")
-    ax.legend(loc="lower left", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8.5)
     fig.tight_layout()
     return fig
 
@@ -106,7 +114,7 @@ def reconstruction_grid(originals: np.ndarray, recons: dict[str, np.ndarray], k:
     return fig
 
 
-def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame) -> Figure:
+def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None) -> Figure:
     """Leakage (both estimators, whole test set) beside its floors, and test accuracy, against alpha_dcor.
 
     Every seed a point, lines through the medians; dashed: the baseline's median; dotted grey: the
@@ -116,27 +124,30 @@ def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame) -> Figure:
     nop = agg[agg.defence == "nopeek"].sort_values("alpha_dcor")
     tn = table[table.defence == "nopeek"]
     base = agg[agg.defence == "none"]
-    fig, (ax1, ax2) = _figure(1, 2, (10.5, 4.2))
+    fig, (ax1, ax2) = _figure(1, 2, (11, 4.6))
     for col, label, marker in (("leakage_dcor", "DCOR (V-statistic, paper)", "o"),
                                ("leakage_dcor_unbiased", "dCor$^2$ bias-corrected (U-statistic)", "s")):
         line = ax1.plot(nop.alpha_dcor, nop[col], f"{marker}-", label=label, zorder=3)[0]
         _seed_points(ax1, tn.alpha_dcor, tn[col], line.get_color(), marker)
         if not base.empty:
             ax1.axhline(float(base[col].iloc[0]), ls="--", color=line.get_color(), lw=1)
-    for col, label, ls in (("floor_label_dcor", "floor: label-only Z", ":"),
-                           ("leakage_dcor_shuffled", "floor: baseline Z, shuffled pairing", "-.")):
+    for col, label, ls in (("floor_label_dcor", "DCOR floor: label-only Z", ":"),
+                           ("leakage_dcor_shuffled", "DCOR floor: baseline Z, shuffled pairing", "-.")):
         if col in base and base[col].notna().any():
             ax1.axhline(float(base[col].iloc[0]), ls=ls, color="grey", lw=1.2, label=label)
     ax1.set_xscale("log")
     ax1.set_xlabel("alpha_dcor")
     ax1.set_ylabel("leakage on the whole test set")
     ax1.set_title("Leakage DCOR(X, Z) (points: seeds)")
-    ax1.legend(fontsize=7.5, title="dashed: baseline median", title_fontsize=7.5)
+    ax1.set_ylim(min(-0.05, ax1.get_ylim()[0]), 1.05)
+    ax1.legend(fontsize=7.5, title="dashed: baseline median", title_fontsize=7.5, loc="upper center",
+               bbox_to_anchor=(0.5, -0.16), ncol=2)
     line = ax2.plot(nop.alpha_dcor, nop.test_accuracy, "o-", color=COLOURS["nopeek"], label="NoPeek (median)", zorder=3)
     _seed_points(ax2, tn.alpha_dcor, tn.test_accuracy, COLOURS["nopeek"])
     if not base.empty:
         ax2.axhline(float(base.test_accuracy.iloc[0]), ls="--", color=COLOURS["none"], lw=1, label="baseline median")
-    ax2.legend(fontsize=8)
+    _chance_line(ax2, chance)
+    ax2.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ax2.set_xscale("log")
     ax2.set_xlabel("alpha_dcor")
     ax2.set_ylabel("test accuracy")

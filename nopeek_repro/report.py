@@ -298,7 +298,8 @@ def _claim_recon(agg: pd.DataFrame, base: pd.Series, measure: ReconMeasure) -> t
                else "no NoPeek run with similar accuracy")
         parts.append(f"chosen NoPeek run undefined: {why}")
     dissimilar_fail = [r.run for _, r in nopeek.iterrows()
-                       if not _similar(r, base) and measure.outcome(r) == "fails"]
+                       if not _similar(r, base) and measure.outcome(r) == "fails"
+                       and (chosen is None or r.run != chosen.run)]
     if dissimilar_fail:
         parts.append(f"fails only without similar accuracy: {', '.join(dissimilar_fail)}")
     parts.append(f"judged by {measure.label}")
@@ -471,8 +472,8 @@ def _attacks(table: pd.DataFrame, agg: pd.DataFrame) -> list[str]:
     for _, r in agg.iterrows():
         t = table[table.run == r.run]
         worse = int((t.recon_mse > t.mean_recon_mse + 1e-12).sum())
-        caps = int(t.decoder_hit_cap.fillna(0).sum())
-        edges = int(t.ridge_on_edge.fillna(0).sum())
+        caps = int(t.get("decoder_hit_cap", pd.Series(dtype=float)).fillna(0).sum())
+        edges = int(t.get("ridge_on_edge", pd.Series(dtype=float)).fillna(0).sum())
         rows.append([r.run, _m(r, "decoder_recon_mse"), _m(r, "ridge_recon_mse"), _m(r, "mean_recon_mse"),
                      r.strongest or "–", f"{worse} of {len(t)}", _m(r, "decoder_steps"), f"{caps} of {len(t)}",
                      f"{edges} of {len(t)}", _m(r, "decoder_budget_25"), _m(r, "decoder_budget_50")])
@@ -485,12 +486,13 @@ def _attacks(table: pd.DataFrame, agg: pd.DataFrame) -> list[str]:
 
 
 def _floors(agg: pd.DataFrame, context: ReportContext) -> list[str]:
-    need = ("batch_dcor", "leakage_dcor_shuffled", "floor_label_dcor")
+    need = ("batch_dcor", "leakage_dcor_shuffled", "floor_label_dcor", "floor_label_batch_dcor")
     if any(c not in agg or agg[c].isna().all() for c in need):
         return ["Floors not measured in this table."]
     nb = f"n = {context.batch_size}" if context.batch_size else "n = the training batch size"
     nt = f"n = {context.n_test}" if context.n_test else "n = the test set"
-    label_b, label_t = float(agg.floor_label_batch_dcor.iloc[0]), float(agg.floor_label_dcor.iloc[0])
+    ref = _baseline(agg)  # the label-only floor depends on the test images only: the same for every run
+    label_b, label_t = float(ref.floor_label_batch_dcor), float(ref.floor_label_dcor)
     rows = [["label only (one-hot class, nothing else of X)", fmt(label_b), fmt(label_t), "–"]]
     rows += [[r.run, f"{_m(r, 'batch_dcor')} (shuffled {_m(r, 'batch_dcor_shuffled')})",
               f"{_m(r, 'leakage_dcor')} (shuffled {_m(r, 'leakage_dcor_shuffled')})", _m(r, "leakage_dcor_unbiased")]

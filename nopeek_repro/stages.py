@@ -170,7 +170,7 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     figs = {
         "tradeoff": figures.tradeoff(table, agg, chance=context.chance),
         "reconstructions": figures.reconstruction_grid(split.x_test[first["test_pos"]].numpy(), recons, k=len(first["test_pos"])),
-        "leakage_vs_alpha": figures.leakage_vs_alpha(table, agg),
+        "leakage_vs_alpha": figures.leakage_vs_alpha(table, agg, chance=context.chance),
         "training_curves": figures.training_curves(histories),
         "leak_sweep": figures.leak_sweep(sweep, chance=context.chance, clean_accuracy=context.clean_accuracy),
     }

@@ -112,7 +112,8 @@ def build(runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: d
                          "noise": spec.noise, "seed": seed, **tr[seed], **at[seed]})
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if chance is not None:
-        table["collapsed"] = (table.test_accuracy <= chance + COLLAPSE_MARGIN + 1e-9).astype(int)
+        table["collapsed"] = (table.test_accuracy <= chance + COLLAPSE_MARGIN + 1e-9).astype(float).where(
+            table.test_accuracy.notna())
     return table
 
 
@@ -141,7 +142,7 @@ def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     stats = g[METRICS]
     parts = [out, stats.median(), *(frame.add_suffix(suffix) for suffix, frame in (
         ("_min", stats.min()), ("_max", stats.max()), ("_mean", stats.mean()), ("_std", stats.std(ddof=1))))]
-    return pd.concat(parts, axis=1).reset_index()
+    return pd.concat(parts, axis=1).copy().reset_index()
 
 
 SHOWN = ["test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "recon_mse", "recon_ssim", "attack_accuracy",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
+import dcor as dcor_ref
 import pytest
 import torch
 
-from nopeek_repro import config, train
+from nopeek_repro import config, data, floors, train
 from nopeek_repro.dcor import distance_correlation
 from nopeek_repro.defences import RunSpec
+from nopeek_repro.metrics import accuracy
 
 PARAMS = config.TrainParams(seeds=[0], epochs=2, batch_size=32, lr=1e-3, threads=2)
 
@@ -67,18 +71,63 @@ def test_the_dcor_gradient_reaches_the_client_as_a_descent_direction(tiny_split)
     assert (value - after) == pytest.approx(eta * squared, rel=0.05)
 
 
+FLOOR_KEYS = {"batch_dcor", "batch_dcor_shuffled", "leakage_dcor_shuffled", "floor_label_dcor", "floor_label_batch_dcor"}
+
+
 def test_evaluate_and_save_load_round_trip(tmp_path, tiny_split):
     t = train.train(RunSpec("noise", noise=0.5), tiny_split, PARAMS, 2, seed=0, progress=False)
-    ev = train.evaluate(t.client, t.server, tiny_split)
-    assert set(ev) == {"test_accuracy", "leakage_dcor", "leakage_dcor_unbiased"}
-    assert 0 <= ev["test_accuracy"] <= 1 and 0 <= ev["leakage_dcor"] <= 1
+    assert t.batch_size == PARAMS.batch_size
+    ev = train.evaluate(t.client, t.server, tiny_split, batch_size=t.batch_size)
+    # no validation part in this split: no val_* numbers
+    assert set(ev) == {"test_accuracy", "leakage_dcor", "leakage_dcor_unbiased"} | FLOOR_KEYS
+    assert 0 <= ev["test_accuracy"] <= 1
+    assert all(0 <= ev[k] <= 1 for k in {"leakage_dcor"} | FLOOR_KEYS)
+    assert ev["leakage_dcor_unbiased"] <= 1  # bias-corrected: may dip below 0
+    assert set(train.evaluate(t.client, t.server, tiny_split, dtype=torch.float32, full=False)) == {
+        "test_accuracy", "leakage_dcor"}  # what the per-epoch history uses
     train.save(t, tmp_path / "m")
     back = train.load(tmp_path / "m", tiny_split, PARAMS)
     assert back.spec == t.spec and back.model.cut_layer == 2 and back.model.arch == "cnn" and back.seed == 0
+    assert back.batch_size == PARAMS.batch_size
     x = tiny_split.x_test
     torch.testing.assert_close(back.client.clean_activations(x), t.client.clean_activations(x))
     with pytest.raises(FileNotFoundError, match="no trained model here"):
         train.load(tmp_path / "nothing", tiny_split, PARAMS)
+
+
+def test_evaluate_on_a_split_with_validation_against_direct_computations(tiny_split):
+    """Every number evaluate() gives, recomputed here from the activations with the plain estimators."""
+    split = data.with_validation(copy.deepcopy(tiny_split), 0.25, seed=0)  # it moves rows: never touch the fixture
+    assert (len(split.x_train), len(split.x_val), len(split.x_test)) == (144, 48, 64)
+    t = train.train(RunSpec(), split, PARAMS, 1, seed=0, progress=False)  # no noise: activations are repeatable
+    n_test = len(split.x_test)
+    ev = train.evaluate(t.client, t.server, split, batch_size=n_test)
+    assert set(ev) == {"test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "val_accuracy",
+                       "val_leakage_dcor"} | FLOOR_KEYS
+    flat = lambda x: x.reshape(len(x), -1).double()  # noqa: E731
+    z_test, z_val = t.client.activations(split.x_test), t.client.activations(split.x_val)
+    assert ev["test_accuracy"] == accuracy(t.server.predict(z_test), split.y_test)
+    assert ev["val_accuracy"] == accuracy(t.server.predict(z_val), split.y_val)
+    ref = lambda x, z: dcor_ref.distance_correlation(flat(x).numpy(), flat(z).numpy())  # noqa: E731
+    assert ev["leakage_dcor"] == pytest.approx(ref(split.x_test, z_test), abs=1e-9)
+    assert ev["val_leakage_dcor"] == pytest.approx(ref(split.x_val, z_val), abs=1e-9)
+    assert ev["leakage_dcor_unbiased"] == pytest.approx(
+        dcor_ref.u_distance_correlation_sqr(flat(split.x_test).numpy(), flat(z_test).numpy()), abs=1e-9)
+    # floors: the same Z in a shuffled pairing, and a Z that is the one-hot label only
+    assert ev["leakage_dcor_shuffled"] == pytest.approx(ref(split.x_test, floors.shuffled(z_test)), abs=1e-9)
+    onehot = torch.nn.functional.one_hot(split.y_test.long(), split.n_classes)
+    assert ev["floor_label_dcor"] == pytest.approx(ref(split.x_test, onehot), abs=1e-9)
+    # one batch of the whole test set: the per-batch numbers are the whole-set ones (DCOR ignores row order)
+    assert ev["batch_dcor"] == pytest.approx(ev["leakage_dcor"], abs=1e-9)
+    assert ev["batch_dcor_shuffled"] == pytest.approx(ev["leakage_dcor_shuffled"], abs=1e-9)
+    assert ev["floor_label_batch_dcor"] == pytest.approx(ev["floor_label_dcor"], abs=1e-9)
+    # smaller batches: a different n, a different number; the whole-set ones do not move
+    small = train.evaluate(t.client, t.server, split, batch_size=16)
+    assert small["batch_dcor"] != pytest.approx(ev["batch_dcor"], abs=1e-6)
+    assert small["floor_label_batch_dcor"] > ev["floor_label_dcor"]  # the V-statistic's floor rises as n falls
+    for k in ("test_accuracy", "leakage_dcor", "val_accuracy", "val_leakage_dcor", "floor_label_dcor",
+              "leakage_dcor_shuffled"):
+        assert small[k] == pytest.approx(ev[k], abs=1e-12), k
 
 
 def test_step_decay_lowers_the_learning_rate(tiny_split):
