@@ -26,12 +26,28 @@ defined as 0 when either distance variance is 0.
 It needs n >= 4, is ~0 for independent data at any dimension, and can be slightly negative.
 This is the ``dcor`` package's ``u_distance_correlation_sqr``.
 
-Numerical safety (values *and* gradients stay finite): squared distances come from the Gram
-form ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j``; entries at or below a round-off tolerance (relative to the
-squared norms, ``64 * eps(dtype)``) count as exactly zero distance, value and gradient. That makes
-the diagonal, duplicate rows and constant activations exact zeros (so constant activations give
-DCOR = 0 as the definition requires), where the authors' code clamps squared distances at 1e-7 and
-so puts sqrt(1e-7) on the diagonal. Square roots of ratios are taken only of values above a tiny
+**Centring first.** Squared distances come from the Gram form ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j``,
+which cancels catastrophically when the rows share a large common offset: the terms are of size
+``|offset|^2``, the result of size ``|x_i - x_j|^2``. (Measured: a float32 activation ``c + 0.1 *
+tanh(X W)``, which a network reaches with ReLU outputs plus a bias, gave DCOR exactly 0 with a zero
+gradient for c >= 10, where the true value is 0.9986 for every c; the NoPeek term silently stopped
+acting.) Distances do not change under translation, so every path first subtracts the column mean
+from x and from z: the training path (mean in the working dtype: its own round-off leaves a common
+offset of ~eps |mean|, harmless, and where rows share a large offset the subtraction is exact), the
+reference path :func:`distance_matrix` (mean accumulated in float64), and :func:`leakage` (ONE
+mean over the whole set, accumulated in float64 block by block, subtracted from every block: a
+per-block mean would change the distances between blocks). The norms, Gram products and round-off
+tolerances below are those of the centred rows. The training path's backward uses the centred
+inputs too: ``(diag(rowsum W) - W) 1 = 0`` for the symmetric W below, so the product is the same,
+and it does not cancel either.
+
+Numerical safety (values *and* gradients stay finite): entries of the Gram form at or below a
+round-off tolerance (relative to the squared norms of the centred rows, ``64 * eps(dtype)``) count
+as exactly zero distance, value and gradient. That makes the diagonal, duplicate rows and constant
+activations exact zeros (so constant activations give DCOR = 0 as the definition requires), where
+the authors' code clamps squared distances at 1e-7 and so puts sqrt(1e-7) on the diagonal. The
+price: two rows closer than ~``sqrt(128 eps)`` of their centred norms (4e-3 in float32, 2e-7 in
+float64) also count as coincident. Square roots of ratios are taken only of values above a tiny
 floor.
 
 **Speed** (training). :func:`distance_correlation` is a custom autograd function whose cost is
@@ -47,11 +63,17 @@ distance) is written over the distance rows, and the backward is one product,
 ``k``, ``rho`` in :func:`_dcor_and_slopes`). The product for X is done only if X needs a gradient.
 NaN/inf inputs are caught for free on the Gram diagonal. :func:`_reference_distance_correlation`
 is the plain autograd formula it is tested against. Device follows the inputs; deterministic on
-the CPU; differentiable once (no double backward).
+the CPU; differentiable once (no double backward). Centring adds one n x d copy of each input and
+two O(n d) passes, small next to the O(n^2 d) products.
 
-**Memory** (leakage). :func:`leakage` walks over pairs of row blocks (I <= J, the distance matrices
-are symmetric), converts only the two blocks to float64 (into reused buffers) and accumulates the
-sufficient statistics, so a whole test set never exists as an n x n matrix nor as a float64 copy.
+**Memory** (leakage). :func:`leakage` makes one pass over the row blocks for the column means, then
+walks over pairs of row blocks (I <= J, the distance matrices are symmetric), converts only the two
+blocks, centred, to its working dtype (float64 by default; into reused buffers) and accumulates the
+sufficient statistics in float64, so a whole test set never exists as an n x n matrix nor as a
+float64 copy. The reference path (:func:`distance_correlation_unbiased_sqr`,
+:func:`_reference_distance_correlation`) also sums the statistics in float64 (its distances are in
+the inputs' dtype): summed in float32, their cancellation cost the bias-corrected dCor^2 up to
+8e-4 (measured, the issue's example above).
 """
 
 from __future__ import annotations
@@ -116,12 +138,21 @@ def _acc_dtype(device: torch.device) -> torch.dtype:
 def distance_matrix(x: Tensor, y: Tensor | None = None) -> Tensor:
     """Euclidean distances ``||x_i - y_j||`` between rows of two (n, d) / (m, d) matrices.
 
-    Uses the Gram form (one matrix product). Squared distances within ``64 eps (|x_i|^2+|y_j|^2)``
-    of zero are set to exactly 0 with zero gradient, so the result is finite and differentiable at
+    Both are first translated by one common vector, the column mean of their rows (accumulated in
+    float64 where the device has it): distances do not change, but the Gram form below no longer
+    cancels catastrophically when the rows share a large offset (see module doc). Then one matrix
+    product; squared distances within ``64 eps (|x_i|^2+|y_j|^2)`` (norms of the translated rows) of
+    zero are set to exactly 0 with zero gradient, so the result is finite and differentiable at
     coincident points. ``y=None`` means ``y = x`` (then the diagonal is exactly zero).
     """
     same = y is None
-    y = x if y is None else y
+    acc = _acc_dtype(x.device)
+    if same:
+        x = x - x.mean(dim=0, keepdim=True, dtype=acc).to(x.dtype)
+        y = x
+    else:
+        m = (x.sum(dim=0, keepdim=True, dtype=acc) + y.sum(dim=0, keepdim=True, dtype=acc)) / (x.shape[0] + y.shape[0])
+        x, y = x - m.to(x.dtype), y - m.to(y.dtype)
     sx = (x * x).sum(dim=1)
     sy = sx if same else (y * y).sum(dim=1)
     scale = sx[:, None] + sy[None, :]
@@ -245,17 +276,25 @@ class _DistanceCorrelation(torch.autograd.Function):
     Forward: the two Gram matrices (on the CPU the only n x n allocations), then sweeps over row blocks:
     (1) Gram -> distances in place, row sums; (2) centred blocks in scratch, inner products;
     (3) only if a gradient is needed: ``W = (A + rho_z B) / b`` (0 at zero distances) written over
-    the distance rows and its row sums. The backward is ``2 g k (diag(rowsum W) - W) @ z``.
+    the distance rows and its row sums. The backward is ``2 g k (diag(rowsum W) - W) @ z``, with the
+    column-centred z (the same product: W is symmetric, so ``(diag(rowsum W) - W) 1 = 0``; and it
+    does not cancel when z has a large offset).
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, z: Tensor, need_x: bool, need_z: bool) -> Tensor:  # type: ignore[override]
         n, dtype, acc = x.shape[0], x.dtype, _acc_dtype(x.device)
         blocks = _row_blocks(n, x.device)
+        x0, z0 = x, z  # (for the error messages)
+        x, z = _centre_columns(x), _centre_columns(z)  # distances unchanged, no cancellation (module doc)
         a = x @ x.T
-        ra = _gram_to_distances_(a, blocks, "x", x)
+        ra = _gram_to_distances_(a, blocks, "x", x0)
         b = z @ z.T
-        rb = _gram_to_distances_(b, blocks, "z", z)
+        rb = _gram_to_distances_(b, blocks, "z", z0)
+        if not need_x:
+            x = None
+        if not need_z:
+            z = None
         ma, mb = _centring(ra, acc), _centring(rb, acc)
         rows0 = blocks[0][1]
         sa, sb = a.new_empty(rows0, n), b.new_empty(rows0, n)
@@ -302,6 +341,15 @@ class _DistanceCorrelation(torch.autograd.Function):
         if wz is not None and ctx.needs_input_grad[1]:
             gz = _grad_from_weights(wz, wz_rows, z, scale)
         return gx, gz, None, None
+
+
+def _centre_columns(y: Tensor) -> Tensor:
+    """``y`` minus its column mean, in y's dtype (a translation: every distance is unchanged).
+
+    The mean's own round-off (~eps |mean|) only leaves a tiny common offset, harmless; where the
+    rows share a large offset the subtraction itself is exact (Sterbenz).
+    """
+    return y - y.mean(dim=0, keepdim=True)
 
 
 def _divide_rows_(num: Tensor, dist: Tensor, rows_out: Tensor) -> None:
@@ -375,15 +423,24 @@ class DcorStats:
         return torch.where(ok, cov / denom, torch.zeros_like(cov))
 
 
-def _stats(x: Tensor, z: Tensor, min_n: int) -> DcorStats:
+def _stats(x: Tensor, z: Tensor, min_n: int) -> tuple[DcorStats, torch.dtype]:
+    """Sufficient statistics of the inputs' distance matrices, and the inputs' common dtype.
+
+    Distances are computed in that dtype, the statistics in float64 (where the device has it): in
+    float32 the cancellation in ``S - (2/n) sum R R + T T / n^2`` cost the bias-corrected dCor^2
+    up to 8e-4 (measured) when the distances are concentrated (high dimension).
+    """
     x2, z2 = _check_pair(x, z, min_n=min_n)
     dtype = torch.promote_types(x2.dtype, z2.dtype)
-    return DcorStats.from_distances(distance_matrix(x2.to(dtype)), distance_matrix(z2.to(dtype)))
+    acc = _acc_dtype(x2.device)
+    a, b = distance_matrix(x2.to(dtype)), distance_matrix(z2.to(dtype))
+    return DcorStats.from_distances(a.to(acc), b.to(acc)), dtype
 
 
 def _reference_distance_correlation(x: Tensor, z: Tensor) -> Tensor:
     """The plain autograd formula (distance matrices, sufficient statistics): the tests' reference."""
-    return _stats(x, z, min_n=2).dcor()
+    stats, dtype = _stats(x, z, min_n=2)
+    return stats.dcor().to(dtype)
 
 
 def distance_correlation(x: Tensor, z: Tensor) -> Tensor:
@@ -391,7 +448,8 @@ def distance_correlation(x: Tensor, z: Tensor) -> Tensor:
 
     Differentiable with respect to both inputs (analytic backward; the (n x n) @ (n x d) product of
     the backward is only done for inputs that need a gradient). Cost: the Gram products
-    n^2 (d_x + d_z) plus a few element-wise passes over n x n matrices.
+    n^2 (d_x + d_z) plus a few element-wise passes over n x n matrices and over the inputs
+    (centring their columns, see module doc).
     """
     x2, z2 = _check_pair(x, z, min_n=2, check_finite=False)
     dtype = _work_dtype(x2, z2)
@@ -404,17 +462,21 @@ def distance_correlation(x: Tensor, z: Tensor) -> Tensor:
 
 def distance_correlation_unbiased_sqr(x: Tensor, z: Tensor) -> Tensor:
     """Bias-corrected squared distance correlation (U-statistic); needs n >= 4."""
-    return _stats(x, z, min_n=4).dcor_unbiased_sqr()
+    stats, dtype = _stats(x, z, min_n=4)
+    return stats.dcor_unbiased_sqr().to(dtype)
 
 
 @torch.no_grad()
 def leakage(x: Tensor, z: Tensor, block_size: int = 1024, dtype: torch.dtype = torch.float64) -> dict[str, float]:
     """Leakage DCOR(X, Z) over a whole (test) set, block by block (float64 by default).
 
-    Loops over pairs of row blocks I <= J (distance matrices are symmetric: off-diagonal blocks
-    count twice), converting only the two blocks to ``dtype`` into buffers that are reused, so the
-    extra memory is O(block_size * (d_x + d_z + block_size)) whatever n is, and the Gram work is
-    about half of the full n^2 (d_x + d_z). The result equals the unblocked statistics (tested).
+    First one pass over the row blocks gives the column means of X and of Z over the whole set
+    (accumulated in float64); then it loops over pairs of row blocks I <= J (distance matrices are
+    symmetric: off-diagonal blocks count twice), converting only the two blocks to ``dtype``, minus
+    the whole set's column mean (one common translation for every block: distances unchanged, no
+    cancellation in the Gram form, see module doc), into buffers that are reused. So the extra memory
+    is O(block_size * (d_x + d_z + block_size)) whatever n is, and the Gram work is about half of
+    the full n^2 (d_x + d_z). The result equals the unblocked statistics (tested).
     Returns ``{"dcor": V-statistic DCOR, "dcor_unbiased_sqr": bias-corrected dCor^2}``. Sums are
     accumulated in float64 whatever ``dtype`` the distances are computed in.
     """
@@ -428,12 +490,13 @@ def leakage(x: Tensor, z: Tensor, block_size: int = 1024, dtype: torch.dtype = t
     bounds = [(i, min(i + bs, n)) for i in range(0, n, bs)]
     sides = []
     for name, y in (("x", x2), ("z", z2)):
-        convert = y.dtype != dtype
         sides.append({
             "name": name,
             "y": y,
-            "buf_i": y.new_empty((bs, y.shape[1]), dtype=dtype) if convert else None,
-            "buf_j": y.new_empty((bs, y.shape[1]), dtype=dtype) if convert else None,
+            # subtracted in the wider of y's dtype and ``dtype``, then rounded into the buffer
+            "mean": _column_mean_blocked(y, bounds, name, acc).to(torch.promote_types(y.dtype, dtype)),
+            "buf_i": y.new_empty((bs, y.shape[1]), dtype=dtype),
+            "buf_j": y.new_empty((bs, y.shape[1]), dtype=dtype),
             "gram": y.new_empty(bs * bs, dtype=dtype),
             "sq": y.new_empty(n, dtype=dtype),  # squared norms, from the diagonal blocks' Gram diagonal
             "rows": torch.zeros(n, dtype=acc, device=dev),
@@ -441,13 +504,13 @@ def leakage(x: Tensor, z: Tensor, block_size: int = 1024, dtype: torch.dtype = t
     s_ab = torch.zeros((), dtype=acc, device=dev)
     s_aa, s_bb = s_ab.clone(), s_ab.clone()
     for jb, (j0, j1) in enumerate(bounds):
-        blocks_j = [_block_as(s["y"], j0, j1, s["buf_j"]) for s in sides]
+        blocks_j = [_centred_block_as(s["y"], s["mean"], j0, j1, s["buf_j"]) for s in sides]
         for ib in range(jb, -1, -1):  # the diagonal block first: it gives the squared norms of J
             i0, i1 = bounds[ib]
             same = ib == jb
             dist = []
             for s, yj in zip(sides, blocks_j):
-                yi = yj if same else _block_as(s["y"], i0, i1, s["buf_i"])
+                yi = yj if same else _centred_block_as(s["y"], s["mean"], i0, i1, s["buf_i"])
                 g = torch.mm(yi, yj.T, out=s["gram"][: (i1 - i0) * (j1 - j0)].view(i1 - i0, j1 - j0))
                 if same:
                     s["sq"][j0:j1] = g.diagonal()
@@ -468,12 +531,25 @@ def leakage(x: Tensor, z: Tensor, block_size: int = 1024, dtype: torch.dtype = t
     return {"dcor": float(stats.dcor()), "dcor_unbiased_sqr": float(stats.dcor_unbiased_sqr())}
 
 
-def _block_as(y: Tensor, i0: int, i1: int, buf: Tensor | None) -> Tensor:
-    """Rows i0:i1 of y in the working dtype: a view if y has it, else copied into ``buf``."""
-    if buf is None:
-        return y[i0:i1]
+def _column_mean_blocked(y: Tensor, bounds: list[tuple[int, int]], name: str, acc: torch.dtype) -> Tensor:
+    """Column mean of y over all its rows, summed block by block in ``acc`` (O(block) extra memory).
+
+    Also the NaN/inf check of y, block by block: a non-finite block sum means a non-finite entry
+    (or, in a float64 input near its range, an overflow: the clear error for that comes later).
+    """
+    total = torch.zeros(y.shape[1], dtype=acc, device=y.device)
+    for i0, i1 in bounds:
+        part = y[i0:i1].to(acc).sum(dim=0)
+        if not bool(torch.isfinite(part).all()) and not bool(torch.isfinite(y[i0:i1]).all()):
+            raise ValueError(f"distance correlation: {name} contains NaN or inf values")
+        total += part
+    return total / y.shape[0]
+
+
+def _centred_block_as(y: Tensor, mean: Tensor, i0: int, i1: int, buf: Tensor) -> Tensor:
+    """Rows i0:i1 of y minus ``mean``, rounded into ``buf`` (the working dtype)."""
     out = buf[: i1 - i0]
-    out.copy_(y[i0:i1])
+    torch.sub(y[i0:i1], mean, out=out)
     return out
 
 

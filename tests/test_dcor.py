@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import dcor as dcor_ref
 import numpy as np
 import pytest
@@ -54,6 +56,17 @@ def test_rotated_scaled_copy_has_dcor_one():
     z = 3.7 * x @ q + 2.0
     assert float(distance_correlation(x, z)) == pytest.approx(1.0, abs=1e-9)
     assert float(distance_correlation_unbiased_sqr(x, z)) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_distance_matrix_with_offset_matches_broadcast(dtype):
+    """Both forms (one set, two sets) translate by one common vector: no cancellation at offset 1e3."""
+    x, z = (t + 1e3 for t in _pair(30, 5, 5, 2))
+    x, z = x.to(dtype), z.to(dtype)  # the references use the same (rounded) numbers, in float64
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(distance_matrix(x).double(), _broadcast_distances(x.double()), **tol)
+    cross = ((x.double()[:, None] - z.double()[None]) ** 2).sum(-1).sqrt()
+    torch.testing.assert_close(distance_matrix(x, z).double(), cross, **tol)
 
 
 def test_images_are_flattened():
@@ -151,3 +164,182 @@ def test_nopeek_loss_is_weighted_sum():
     got = nopeek_loss(x, z, ce, alpha_dcor=2.0, alpha_task=0.5)
     assert float(got) == pytest.approx(2.0 * float(distance_correlation(x, z)) + 0.125)
     assert float(nopeek_loss(x, z, ce, alpha_dcor=0.0, alpha_task=1.0)) == pytest.approx(0.25)
+
+
+# ----------------------------------------------------------------------------- adversarial inputs
+#
+# References that do not share the kit's Gram form: the `dcor` package on float64 NumPy arrays (it
+# broadcasts differences x_i - x_j) and a plain broadcast distance in float64 autograd. Tolerances:
+# float32 inputs are compared with the float64 truth *for the same float32 numbers*, so the only
+# error is the kit's float32 arithmetic: distances to a few eps (1.2e-7) relative, DCOR (a ratio of
+# sums) measured to <= 1e-6 on all cases below; 2e-5 leaves a margin and still fails on any loss of
+# more than ~2 digits to cancellation (the offset bug gave an error of 1.0). float64: measured
+# <= 1e-11, tested at 1e-10.
+
+TOL = {torch.float32: 2e-5, torch.float64: 1e-10}
+
+
+def _issue_case(c, dtype=torch.float32, n=64):
+    """The issue's example: 64 MNIST-sized inputs, a 3136-wide activation with a common offset c.
+    Made in float32 (as the issue did), then converted: the float64 case holds the same numbers."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 784, generator=g)
+    w = torch.randn(784, 3136, generator=g) / 28
+    return x.to(dtype), (c + 0.1 * torch.tanh(x @ w)).to(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def _issue_reference(c):
+    """(package DCOR, package bias-corrected dCor^2, float64 broadcast-formula gradient wrt z): the
+    same numbers for both dtypes, so computed once per c."""
+    x, z = _issue_case(c, torch.float64)
+    ref, ref_u = _pkg(x, z)
+    z64 = z.clone().requires_grad_(True)
+    (rgz,) = torch.autograd.grad(_broadcast_dcor(x, z64), (z64,))
+    return ref, ref_u, rgz
+
+
+def _pkg(x, z):
+    xn, zn = x.detach().double().numpy(), z.detach().double().numpy()
+    return float(dcor_ref.distance_correlation(xn, zn)), float(dcor_ref.u_distance_correlation_sqr(xn, zn))
+
+
+def _broadcast_distances(a):
+    """||a_i - a_j|| from broadcast differences (no Gram form); 0 (and zero gradient) on the diagonal."""
+    d2 = ((a[:, None] - a[None]) ** 2).sum(-1)
+    eye = torch.eye(a.shape[0], dtype=torch.bool)
+    return torch.where(eye, torch.zeros_like(d2), torch.sqrt(torch.where(eye, torch.ones_like(d2), d2)))
+
+
+def _broadcast_dcor(x, z):
+    """The paper's DCOR by the textbook formula: double-centred broadcast distance matrices."""
+    def centred(d):
+        return d - d.mean(0, keepdim=True) - d.mean(1, keepdim=True) + d.mean()
+
+    a, b = centred(_broadcast_distances(x)), centred(_broadcast_distances(z))
+    return torch.sqrt((a * b).mean() / torch.sqrt((a * a).mean() * (b * b).mean()))
+
+
+def _cosine(p, q):
+    p, q = p.double().flatten(), q.double().flatten()
+    return float(p @ q / (p.norm() * q.norm()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("c", [0.0, 1.0, 3.0, 10.0, 30.0, 1e3])
+def test_issue_case_large_common_offset(c, dtype):
+    """Z = c + 0.1 tanh(X W): the distances do not depend on c. Before the columns were centred, the
+    Gram form cancelled and the round-off mask zeroed every distance for c >= 10 (DCOR exactly 0,
+    zero gradient, in float32)."""
+    x, z = _issue_case(c, dtype)
+    ref, ref_u, rgz = _issue_reference(c)
+    assert ref == pytest.approx(0.998616, abs=1e-6)  # the package's value for every c
+    zr = z.clone().requires_grad_(True)
+    value = distance_correlation(x, zr)
+    (gz,) = torch.autograd.grad(value, (zr,))
+    assert float(value.detach()) == pytest.approx(ref, abs=TOL[dtype])
+    assert float(distance_correlation_unbiased_sqr(x, z)) == pytest.approx(ref_u, abs=TOL[dtype])
+    for leak_dtype in (torch.float32, torch.float64):
+        got = leakage(x, z, block_size=24, dtype=leak_dtype)  # 3 blocks, the last one short
+        assert got["dcor"] == pytest.approx(ref, abs=TOL[leak_dtype])
+        assert got["dcor_unbiased_sqr"] == pytest.approx(ref_u, abs=TOL[leak_dtype])
+    # the gradient acts, and is the float64 textbook formula's at the same numbers
+    assert float(gz.abs().max()) > 0
+    scale = float(rgz.abs().max())
+    if dtype == torch.float64:
+        torch.testing.assert_close(gz, rgz, rtol=1e-9, atol=1e-12 * scale)
+    else:  # as test_dcor_fast's float32 gradient test: measured 1e-4 of the largest entry, cosine 1 - 1e-9
+        assert float((gz.double() - rgz).abs().max()) <= 1e-3 * scale
+        assert _cosine(gz, rgz) > 1 - 1e-6
+        assert float(gz.norm()) == pytest.approx(float(rgz.norm()), rel=1e-3)
+
+
+def _adversarial(case):
+    """(x, z) in float64; the tests round them to the dtype under test, the references use the rounded numbers."""
+    x, z = _pair(64, 20, 30, 1)
+    if case == "tiny":
+        return 1e-6 * x, 1e-6 * z
+    if case == "huge":
+        return 1e6 * x, 1e6 * z
+    if case == "offset_1e3":
+        return x + 1e3, z - 1e3
+    if case == "offset_per_column":  # a different large offset in every column
+        g = torch.Generator().manual_seed(4)
+        return x + 1e3 * torch.randn(x.shape[1], generator=g, dtype=x.dtype), z + 30.0
+    if case in ("near_duplicates", "near_duplicates_offset"):  # 8 pairs of rows equal up to 1e-4 relative
+        g = torch.Generator().manual_seed(5)
+        for k in range(0, 16, 2):
+            x[k + 1] = x[k] * (1 + 1e-4 * torch.randn(x.shape[1], generator=g, dtype=x.dtype))
+            z[k + 1] = z[k] * (1 + 1e-4 * torch.randn(z.shape[1], generator=g, dtype=z.dtype))
+        return (x, z) if case == "near_duplicates" else (x + 100.0, z + 100.0)
+    if case == "single_column":  # one varying column, all others constant and large
+        xs = torch.full((64, 50), 1e3, dtype=x.dtype)
+        xs[:, 7] = x[:, 0]
+        zs = torch.full((64, 40), -3e3, dtype=z.dtype)
+        zs[:, 0] = z[:, 0] + x[:, 0]
+        return xs, zs
+    raise ValueError(case)
+
+
+ADVERSARIAL = ["tiny", "huge", "offset_1e3", "offset_per_column", "near_duplicates", "near_duplicates_offset",
+               "single_column"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", ADVERSARIAL)
+def test_adversarial_values_match_dcor_package(case, dtype):
+    x, z = (t.to(dtype) for t in _adversarial(case))
+    ref, ref_u = _pkg(x, z)
+    tol = TOL[dtype]
+    if case.startswith("near_duplicates") and dtype == torch.float32:
+        # float32 cannot resolve a squared distance below its round-off tolerance 64 eps (|y_i|^2 +
+        # |y_j|^2), i.e. a distance below ~4e-3 of the (centred) row norms: these 8 pairs count as
+        # coincident (distance 0 instead of ~1e-4 relative). Measured effect: 2.5e-6 (V), 1.5e-5 (U).
+        tol = 1e-4
+    assert float(distance_correlation(x, z)) == pytest.approx(ref, abs=tol)
+    assert float(distance_correlation_unbiased_sqr(x, z)) == pytest.approx(ref_u, abs=tol)
+
+
+@pytest.mark.parametrize("case", ADVERSARIAL)
+def test_adversarial_gradients_match_broadcast_formula_float64(case):
+    """float64 gradients (both inputs) against autograd through the broadcast formula. (In float32,
+    pairs closer than float32 can resolve in the Gram form count as coincident, with zero gradient,
+    so near-duplicate and one-dimensional data are compared on values only.)"""
+    x, z = _adversarial(case)
+    xr, zr = x.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    gx, gz = torch.autograd.grad(distance_correlation(xr, zr), (xr, zr))
+    xb, zb = x.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    rgx, rgz = torch.autograd.grad(_broadcast_dcor(xb, zb), (xb, zb))
+    for got, want in ((gx, rgx), (gz, rgz)):
+        assert float(want.abs().max()) > 0
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9 * float(want.abs().max()))
+
+
+@pytest.mark.parametrize("case", ["tiny", "huge", "offset_1e3", "offset_per_column"])
+def test_adversarial_gradients_float32(case):
+    x, z = _adversarial(case)
+    x32, z32 = x.float(), z.float().requires_grad_(True)
+    (gz,) = torch.autograd.grad(distance_correlation(x32, z32), (z32,))
+    zb = z32.detach().double().requires_grad_(True)
+    (rgz,) = torch.autograd.grad(_broadcast_dcor(x32.double(), zb), (zb,))
+    assert float((gz.double() - rgz).abs().max()) <= 1e-3 * float(rgz.abs().max())
+    assert _cosine(gz, rgz) > 1 - 1e-6
+
+
+@pytest.mark.parametrize("in_dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("offset", [0.0, 30.0, 1e3])
+def test_leakage_blocked_with_offset_matches_dcor_package(offset, in_dtype):
+    """n = 300 in blocks of 64 (the last one short), distances in float32 and in float64: every block
+    is translated by the *whole set's* column mean (a per-block mean would change the distances
+    between blocks)."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(300, 40, generator=g, dtype=torch.float64)
+    z = offset + 0.1 * torch.tanh(x @ (torch.randn(40, 80, generator=g, dtype=torch.float64) / 3))
+    z[:, :40] += 0.05 * torch.randn(300, 40, generator=g, dtype=torch.float64)
+    x, z = (x + offset).to(in_dtype), z.to(in_dtype)
+    ref, ref_u = _pkg(x, z)
+    assert 0.2 < ref < 1.0 and ref_u > 0.05  # a case where the statistics are not degenerate
+    for leak_dtype in (torch.float32, torch.float64):
+        got = leakage(x, z, block_size=64, dtype=leak_dtype)
+        assert got["dcor"] == pytest.approx(ref, abs=TOL[leak_dtype]), leak_dtype
+        assert got["dcor_unbiased_sqr"] == pytest.approx(ref_u, abs=TOL[leak_dtype]), leak_dtype

@@ -46,6 +46,11 @@ def _edge(case, dtype=torch.float64):
     elif case == "zero_rows":
         z[0] = 0.0
         z[4] = 0.0
+    elif case == "offset":  # rows sharing a large offset (the columns are centred before the Gram form)
+        x, z = x + 1e3, z - 1e3
+    elif case == "duplicate_rows_offset":
+        x[3], z[3] = x[1], z[1]
+        x, z = x + 1e3, z + 30.0
     return x, z
 
 
@@ -88,7 +93,8 @@ def test_value_and_gradient_equal_the_reference_float32(n, dx, dz, seed, blocks)
     assert float((gx.double() - rgx).abs().max()) <= 1e-3 * float(rgx.abs().max())
 
 
-@pytest.mark.parametrize("case", ["random", "duplicate_rows", "duplicate_z_only", "zero_rows", "n2", "n3"])
+@pytest.mark.parametrize("case", ["random", "duplicate_rows", "duplicate_z_only", "zero_rows", "n2", "n3", "offset",
+                                  "duplicate_rows_offset"])
 def test_gradcheck_custom_backward(case, blocks):
     x, z = _edge(case) if case != "random" else _pair(9, 4, 3, 5)
     x = x.clone().requires_grad_(True)
@@ -97,7 +103,8 @@ def test_gradcheck_custom_backward(case, blocks):
     assert torch.autograd.gradcheck(lambda t: distance_correlation(x.detach(), t), (z,))
 
 
-@pytest.mark.parametrize("case", ["duplicate_rows", "duplicate_z_only", "constant_z", "n2", "all_equal", "zero_rows"])
+@pytest.mark.parametrize("case", ["duplicate_rows", "duplicate_z_only", "constant_z", "n2", "all_equal", "zero_rows",
+                                  "offset", "duplicate_rows_offset"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_edge_cases_finite_and_equal_to_the_reference(case, dtype, blocks):
     x, z = _edge(case, dtype)
@@ -215,6 +222,22 @@ def test_non_finite_inputs_raise_with_grad(dtype):
 
 
 def test_overflowing_squared_norms_raise():
-    x = torch.full((4, 3), 1e30)  # finite, but |x|^2 overflows float32
+    x = torch.full((4, 3), 1e30)
+    x[1::2] = -1e30  # finite, but |x_i - mean|^2 overflows float32
     with pytest.raises(ValueError, match="x is too large"):
         distance_correlation(x, torch.rand(4, 2))
+    with pytest.raises(ValueError, match="x is too large"):
+        leakage(x, torch.rand(4, 2), block_size=2, dtype=torch.float32)
+
+
+def test_huge_constant_offset_is_not_an_overflow():
+    """Rows that share an offset whose square overflows are fine (the columns are centred first):
+    a constant 1e30 has only zero distances (DCOR 0, like any constant); 1e18 * data + 3e19 (ulp
+    there ~2e12, 2e-6 of the spread) has the DCOR of 1e18 * data, though |row|^2 ~ 3e39 overflows."""
+    x = torch.full((4, 3), 1e30)
+    assert float(distance_correlation(x, torch.rand(4, 2))) == 0.0
+    x, z = _pair(20, 3, 2, 0, dtype=torch.float32)
+    big = 1e18 * x
+    want = float(distance_correlation(big, z))
+    assert float(distance_correlation(big + 3e19, z)) == pytest.approx(want, abs=1e-4)
+    assert leakage(big + 3e19, z, block_size=8, dtype=torch.float32)["dcor"] == pytest.approx(want, abs=1e-4)
