@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 COLOURS = {"none": "#222222", "nopeek": "#1f77b4", "noise": "#d62728"}
 LABELS = {"none": "baseline (no defence)", "nopeek": "NoPeek (alpha_dcor sweep)", "noise": "uniform noise (b sweep)"}
@@ -74,6 +75,7 @@ def tradeoff(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None
                             fontsize=8, color=COLOURS[defence])
     _chance_line(ax, chance)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor labels collide on a short range
     ax.set_xlabel("strongest attack's MSE on held-out images, log scale (higher = more private)")
     ax.set_ylabel("test accuracy")
     ax.set_title("Privacy-utility trade-off (points: seeds)")

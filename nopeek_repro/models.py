@@ -58,8 +58,10 @@ utkface with one 2-class head: 336,510 at depth 11, 882,878 at depth 29.
 
 Decoders (attacker), from :func:`build_decoder`:
 
-* ``simple`` -- :class:`Decoder`, the small default: a 3x3 conv to ``width`` channels, then (2x
-  nearest upsampling + 3x3 conv + ReLU) until the spatial size reaches the image's, a bilinear
+* ``simple`` -- :class:`Decoder`, the small default: a 3x3 conv to ``width`` channels, then 2x
+  sub-pixel upsampling steps (Shi et al. 2016: a 3x3 conv at the low resolution to 4x the
+  channels, a pixel shuffle, ReLU; it sees a superset of what nearest upsampling + 3x3 conv sees,
+  at about a third of the CPU time here) until the spatial size reaches the image's, a bilinear
   resize if the sizes are not a power-of-two ratio, a 3x3 conv to ``c`` channels and a sigmoid.
 * ``resnet`` -- :class:`ResNetDecoder`, the authors' ResNet-generator style decoder (see there).
 """
@@ -491,8 +493,8 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(c_z, width, 3, padding=1), nn.ReLU()]
         ch, size = width, h_z
         for _ in range(max(0, math.ceil(math.log2(h_x / h_z)))):
-            out = max(ch // 2, 16)
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 3, padding=1), nn.ReLU()]
+            out = max(ch // 2, 16)  # sub-pixel convolution: a 3x3 conv at the low resolution to 4 x out channels,
+            layers += [nn.Conv2d(ch, 4 * out, 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]  # then 2x2 rearranged
             ch, size = out, size * 2
         if size != h_x:
             layers.append(nn.Upsample(size=(h_x, w_x), mode="bilinear", align_corners=False))

@@ -34,8 +34,9 @@ CRITERIA_HISTORY = (
      "are two-mode (some seeds collapse, others do not), and a mean describes none of them."),
     ("2026-12-02", "The chosen NoPeek run is selected by validation accuracy and validation DCOR instead "
      "of test numbers: selecting on test biases what is then reported on test."),
-    ("2026-12-02", "Reconstruction outcomes use the strongest of three attacks (decoder trained to "
-     "convergence, ridge regression, mean image) instead of one decoder stopped after 3 epochs: a "
+    ("2026-12-02", "Reconstruction outcomes use the strongest of three attacks (a decoder with early "
+     "stopping on a held-out slice of the leaked pairs up to a reported step cap, ridge regression, the mean "
+     "image) instead of one decoder stopped after 3 epochs: a "
      "defence must be judged against the best attack, and the old decoder was beaten by ridge on "
      "every model and by the mean image on a collapsed one."),
     ("2026-12-02", "The attack accuracy comes from an independent judge (own architecture and seed, "
