@@ -60,8 +60,8 @@ def test_nbval_catches_a_changed_number(repo_copy):
     path = repo_copy / "notebooks" / "01_prepare_data.ipynb"
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source)
-    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("train 256 images", "train 257 images")
-    assert "train 257 images" in cell.outputs[0]["text"], "the altered number must be in the checked output"
+    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("train 230 images", "train 231 images")
+    assert "train 231 images" in cell.outputs[0]["text"], "the altered number must be in the checked output"
     nbformat.write(nb, path)
     proc = run([sys.executable, *NBVAL, "notebooks/01_prepare_data.ipynb"], repo_copy, check=False)
-    assert proc.returncode != 0 and "257" in proc.stdout
+    assert proc.returncode != 0 and "231" in proc.stdout
