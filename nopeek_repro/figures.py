@@ -94,7 +94,7 @@ def _as_image(img: np.ndarray) -> np.ndarray:
 
 
 def reconstruction_grid(originals: np.ndarray, recons: dict[str, np.ndarray], k: int = 8,
-                        title: str = "Decoder reconstructions of held-out test images (first seed of each model)") -> Figure:
+                        title: str = "Reconstructions of held-out test images by the strongest attack (first seed of each model)") -> Figure:
     """Rows: the original test images, then each run's reconstructions of the same images.
 
     Images are (k, h, w) grey or (k, c, h, w) with c = 1 or 3, values in [0, 1].
