@@ -5,10 +5,14 @@ activations ``Z`` the trained client sends (noise included for the noise defence
 raw inputs ``X`` of some of them. From those pairs it learns a map ``Z -> X`` and reconstructs
 inputs it never saw from their activations alone. Three attacks, on the same leaked pairs:
 
-- ``decoder``: a learned decoder (:func:`nopeek_repro.models.build_decoder`), MSE, Adam, trained
-  **until it stops improving** on a held-out slice of the leaked pairs: evaluated every
-  ``eval_every`` steps, stopped after ``patience`` evaluations without a lower held-out MSE, or at
-  ``max_steps`` (``decoder_hit_cap`` says so); the best weights are kept.
+- ``decoder``: a learned decoder (:func:`nopeek_repro.models.build_decoder`) behind a per-channel
+  standardisation of Z fitted on the leaked pairs, MSE, Adam at ``decoder_lr``, trained **until it
+  stops improving** on a held-out slice of the leaked pairs (Keras' ReduceLROnPlateau + EarlyStopping):
+  evaluated every ``eval_every`` steps; an evaluation *improves* when the held-out MSE falls more
+  than ``min_improvement`` (relative) below the best so far; after ``patience`` evaluations without
+  one the learning rate is multiplied by :data:`LR_DROP`, at most ``lr_drops`` times, and the next
+  such plateau stops it; ``max_steps`` caps it (``decoder_hit_cap`` says so). The weights with the
+  lowest held-out MSE are kept.
 - ``ridge``: linear ridge regression ``X ~ W (Z - mean Z) + mean X`` in closed form (float64),
   regulariser ``lambda = r * mean_i |z_i - mean Z|^2`` with ``r`` chosen from ``ridge_grid`` on the
   same held-out slice (``ridge_on_edge`` = 1 when the best ``r`` is an end of the grid).
@@ -56,7 +60,7 @@ from torch import Tensor, nn
 from .config import AttackParams, TrainParams
 from .data import Split
 from .metrics import accuracy, reconstruction_metrics
-from .models import build_decoder, build_judge
+from .models import Standardize, build_decoder, build_judge
 from .split import Client
 from .train import batches, resolve_device
 
@@ -115,6 +119,10 @@ def authors_indices(n_test: int, train_share: float, seed: int) -> tuple[np.ndar
     return np.sort(perm[:k]), np.sort(perm[k:])
 
 
+LR_DROP = 0.2
+"""Factor applied to the decoder's learning rate at each plateau (``attack.lr_drops`` times at most)."""
+
+
 @dataclass
 class FitLog:
     """How a decoder's training went: its held-out curve and why it stopped."""
@@ -123,6 +131,7 @@ class FitLog:
     best_step: int = 0
     best_mse: float = float("inf")
     hit_cap: bool = False
+    lr_drops: int = 0  # learning-rate drops taken at plateaus
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, held-out MSE)
 
     def budget(self, share: float) -> float:
@@ -140,20 +149,43 @@ def _mse(model: nn.Module, z: Tensor, x: Tensor, batch_size: int = 512) -> float
     return total / x.numel()
 
 
+@torch.no_grad()
+def _start_at_mean_intensity(decoder: nn.Module, x: Tensor) -> None:
+    """Set the bias of the decoder's last convolution (before its sigmoid) to ``logit(mean pixel)`` per channel.
+
+    The decoder then starts near the images' mean intensity instead of 0.5 everywhere; a decoder
+    started at 0.5 on nearly uninformative Z (the noise defence at b = 8) was seen to fall to a
+    constant-zero output (MSE 0.110, worse than the mean image) within the first evaluations.
+    """
+    last = [m for m in decoder.modules() if isinstance(m, nn.Conv2d)][-1]
+    if last.bias is not None and last.out_channels == x.shape[1]:
+        mean = x.double().mean([0, *range(2, x.dim())]).clamp(1e-3, 1 - 1e-3)
+        last.bias.copy_(torch.logit(mean).to(last.bias))
+
+
 def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: AttackParams, seed: int,
                 device: torch.device) -> tuple[nn.Module, FitLog]:
     """Train a decoder Z -> X on ``(z, x)`` (MSE, Adam) until its MSE on ``(z_hold, x_hold)`` stops improving.
 
-    Evaluated on the held-out pairs at step 0 and every ``eval_every`` steps; stops after ``patience``
-    evaluations without a lower held-out MSE or at ``max_steps``; returns the best weights (eval mode).
+    The decoder sees Z standardised per channel with the statistics of ``z``. Evaluated on the
+    held-out pairs at step 0 and every ``eval_every`` steps; an evaluation improves when its MSE is
+    below ``(1 - min_improvement)`` times the best so far. After ``patience`` evaluations without
+    improvement the learning rate drops by :data:`LR_DROP` (at most ``lr_drops`` times), the next
+    such plateau stops training, and ``max_steps`` caps it. Returns the weights with the lowest
+    held-out MSE (eval mode) and the log.
     """
     torch.manual_seed(seed)
-    decoder = build_decoder(params.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]), width=params.decoder_width).to(device)
-    opt = torch.optim.Adam(decoder.parameters(), lr=params.lr)
+    decoder = nn.Sequential(
+        Standardize.fit(z),
+        build_decoder(params.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]), width=params.decoder_width),
+    )
+    _start_at_mean_intensity(decoder, x)
+    decoder = decoder.to(device)
+    opt = torch.optim.Adam(decoder.parameters(), lr=params.decoder_lr)
     order = torch.Generator().manual_seed(seed)
     fit = FitLog()
     best_state = copy.deepcopy(decoder.state_dict())
-    fit.best_mse = _mse(decoder, z_hold, x_hold)
+    fit.best_mse = reference = _mse(decoder, z_hold, x_hold)
     fit.curve.append((0, fit.best_mse))
     bad, stop = 0, False
     while not stop:
@@ -169,13 +201,19 @@ def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: At
                 decoder.train()
                 fit.curve.append((fit.steps, m))
                 if m < fit.best_mse:
-                    fit.best_mse, fit.best_step, bad = m, fit.steps, 0
+                    fit.best_mse, fit.best_step = m, fit.steps
                     best_state = copy.deepcopy(decoder.state_dict())
+                if m < (1.0 - params.min_improvement) * reference:
+                    reference, bad = m, 0
                 else:
                     bad += 1
                 if bad >= params.patience:
-                    stop = True
-                    break
+                    if fit.lr_drops >= params.lr_drops:
+                        stop = True
+                        break
+                    fit.lr_drops, bad, reference = fit.lr_drops + 1, 0, fit.best_mse
+                    for group in opt.param_groups:
+                        group["lr"] *= LR_DROP
             if fit.steps >= params.max_steps:
                 fit.hit_cap, stop = True, True
                 break
@@ -262,17 +300,18 @@ def attack_pairs(z_leak: Tensor, x_leak: Tensor, z_eval: Tensor, x_eval: Tensor,
     ridge, r, on_edge = fit_ridge(zf.to(device), xf.to(device), zh, xh, params.ridge_grid)
     models: dict[str, nn.Module] = {"decoder": decoder, "ridge": ridge, "mean": MeanImage(xf).to(device)}
     out: dict[str, float | str] = {}
-    recons, held = {}, {}
+    recons, held, scores = {}, {}, {}
     for name, model in models.items():
         held[name] = log_.best_mse if name == "decoder" else _mse(model, zh, xh)
         recons[name] = reconstruct(model, z_eval)
-        m = score(recons[name], x_eval, y_eval, classifier)
+        scores[name] = score(recons[name], x_eval, y_eval, classifier)
         out[f"{name}_holdout_mse"] = held[name]
-        out.update({f"{name}_{k}": v for k, v in m.items() if k in ("recon_mse", "recon_ssim", "attack_accuracy")})
+        out.update({f"{name}_{k}": v for k, v in scores[name].items()
+                    if k in ("recon_mse", "recon_ssim", "attack_accuracy")})
     strongest = min(ATTACKS, key=lambda a: (held[a], ATTACKS.index(a)))
-    best = score(recons[strongest], x_eval, y_eval, classifier)
-    out = {**best, "strongest_attack": strongest, **out,
+    out = {**scores[strongest], "strongest_attack": strongest, **out,
            "decoder_steps": log_.steps, "decoder_best_step": log_.best_step, "decoder_hit_cap": int(log_.hit_cap),
+           "decoder_lr_drops": log_.lr_drops,
            "decoder_budget_25": log_.budget(0.25), "decoder_budget_50": log_.budget(0.5),
            "ridge_r": r, "ridge_on_edge": int(on_edge), "n_leaked": len(x_leak), "n_holdout": len(hold)}
     if log_.hit_cap:
@@ -353,7 +392,7 @@ class JudgeInfo:
 def train_classifier(split: Split, train_params: TrainParams, params: AttackParams) -> tuple[nn.Module, JudgeInfo]:
     """The judge (:func:`nopeek_repro.models.build_judge`), trained on clean training images.
 
-    Seed ``attack.classifier_seed`` (initial weights, batch order, dropout), Adam at ``attack.lr``,
+    Seed ``attack.classifier_seed`` (initial weights, batch order, dropout), Adam at ``attack.classifier_lr``,
     batch ``attack.batch_size``; after every epoch its accuracy on the validation part is measured,
     training stops after ``classifier_patience`` epochs without a higher one or at
     ``classifier_epochs``, and the best epoch's weights are kept. Needs ``split.x_val``.
@@ -364,7 +403,7 @@ def train_classifier(split: Split, train_params: TrainParams, params: AttackPara
     torch.manual_seed(seed)
     net = build_judge(split.image_shape, split.n_classes).to(resolve_device(train_params.device))
     dev = next(net.parameters()).device
-    opt = torch.optim.Adam(net.parameters(), lr=params.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=params.classifier_lr)
     order = torch.Generator().manual_seed(seed)
     best, best_epoch, best_state, epoch = -1.0, 0, copy.deepcopy(net.state_dict()), 0
     for epoch in range(1, params.classifier_epochs + 1):

@@ -148,15 +148,18 @@ class AttackParams(_Section):
     a learned decoder, a ridge regression Z -> X and the no-information baseline (the mean leaked
     image). ``holdout_fraction`` of the leaked pairs is held out from fitting: the decoder's early
     stopping, the ridge regulariser and the choice of the strongest attack are made on it.
-    The decoder is evaluated on the held-out slice every ``eval_every`` optimiser steps and stops
-    after ``patience`` evaluations without improvement (best weights kept), or at ``max_steps``
-    (reported when hit). ``ridge_grid``: regularisers as fractions of the mean squared row norm of
+    The decoder (Adam at ``decoder_lr``) is evaluated on the held-out slice every ``eval_every``
+    optimiser steps; an evaluation improves when the held-out MSE falls more than
+    ``min_improvement`` (relative) below the best so far; after ``patience`` evaluations without one
+    its learning rate drops (at most ``lr_drops`` times), then it stops (best weights kept), or at
+    ``max_steps`` (reported when hit). ``ridge_grid``: regularisers as fractions of the mean squared row norm of
     the centred Z. ``leak_sweep`` adds attacks at other leak fractions (the leak-fraction figure),
     on the first ``sweep_seeds`` seeds (null = all); ``authors_split`` is the share of the
     test-set pairs the authors' protocol trains on (0.9; the rest scores it), on the same seeds.
     The judge (attack accuracy) is its own network (:func:`nopeek_repro.models.build_judge`), seed
     ``classifier_seed`` (outside ``train.seeds``), trained on clean training images for at most
-    ``classifier_epochs`` epochs with early stopping on the validation part (``classifier_patience``).
+    ``classifier_epochs`` epochs with early stopping on the validation part (``classifier_patience``),
+    Adam at ``classifier_lr``. ``batch_size`` is the decoder's and the judge's mini-batch.
     """
 
     leak_fraction: float = Field(0.5, gt=0.0, le=1.0)
@@ -168,11 +171,14 @@ class AttackParams(_Section):
     holdout_fraction: float = Field(0.1, gt=0.0, le=0.5, description="leaked pairs held out for selection")
     max_steps: int = Field(3000, ge=1, description="decoder optimiser steps at most")
     eval_every: int = Field(25, ge=1, description="decoder steps between held-out evaluations")
-    patience: int = Field(8, ge=1, description="held-out evaluations without improvement before stopping")
+    patience: int = Field(4, ge=1, description="held-out evaluations without improvement before a drop or the stop")
+    min_improvement: float = Field(0.01, ge=0.0, lt=1.0, description="relative fall of the held-out MSE that counts")
+    lr_drops: int = Field(2, ge=0, description="decoder learning-rate drops at plateaus before it stops")
+    decoder_lr: float = Field(1e-2, gt=0.0, description="Adam, the decoder")
     ridge_grid: list[Annotated[float, Field(gt=0.0)]] = Field(
         [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4], min_length=1)
     batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0.0)
+    classifier_lr: float = Field(3e-3, gt=0.0, description="Adam, the judge")
     n_examples: int = Field(8, ge=1, le=64)
     classifier_epochs: int = Field(30, ge=1, description="the judge's epochs at most")
     classifier_patience: int = Field(3, ge=1, description="the judge: epochs without validation gain before stopping")

@@ -505,6 +505,33 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
+class Standardize(nn.Module):
+    """``(z - mean) / std`` per channel (dimension 1), with the statistics of the data it was fitted on.
+
+    The attacker's input layer: activations of trained clients (and noisy ones) come in very
+    different scales, which stalls an un-normalised decoder (a ReLU/sigmoid decoder fed Z + U(-8, 8)
+    learned nothing in 1,000 steps). The statistics are those of the attacker's own leaked pairs;
+    channels that never vary are left centred (std clamped at ``eps``).
+    """
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    @classmethod
+    def fit(cls, z: Tensor, eps: float = 1e-6) -> "Standardize":
+        dims = [0, *range(2, z.dim())]
+        shape = [1, z.shape[1], *([1] * (z.dim() - 2))]
+        zd = z.double()
+        mean = zd.mean(dims).reshape(shape)
+        std = zd.std(dims).reshape(shape).clamp(min=eps) if len(z) > 1 else torch.ones(shape, dtype=torch.float64)
+        return cls(mean.to(z.dtype), std.to(z.dtype))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return (z - self.mean) / self.std
+
+
 class ReflectPad(nn.Module):
     """Reflection padding by ``p`` on all four sides, built from slices and flips.
 

