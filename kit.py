@@ -135,6 +135,7 @@ def main(argv: list[str]) -> int:
         use_params(params_file)
     if cmd == "repro":
         run(BIN / "dvc", "repro", *rest)
+        run(PY, "-m", "nopeek_repro.readme")  # the README's result tables, from results/
         say("done: results/summary.csv, figures/*.png, executed notebooks in results/notebooks/")
         return 0
     if cmd == "test":

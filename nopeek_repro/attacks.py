@@ -61,8 +61,8 @@ from .config import AttackParams, TrainParams
 from .data import Split
 from .metrics import accuracy, reconstruction_metrics
 from .models import Standardize, build_decoder, build_judge
+from .runtime import batches, resolve_device
 from .split import Client
-from .train import batches, resolve_device
 
 log = logging.getLogger(__name__)
 

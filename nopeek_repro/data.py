@@ -34,6 +34,7 @@ data set must share one size.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.util
@@ -45,7 +46,6 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 from skimage.metrics import structural_similarity
+from torch import Tensor
 
 
 def accuracy(pred: Tensor, target: Tensor) -> float:

@@ -96,11 +96,17 @@ def runs_of(p: Params) -> list[RunSpec]:
     return all_runs(list(p.nopeek.alpha_dcor), list(p.noise.scale))
 
 
+JUDGE_KEYS: tuple[str, ...] = ("classifier_epochs", "classifier_patience", "classifier_seed", "classifier_lr",
+                                "batch_size")
+"""The ``attack`` settings the prepare stage uses (the judge's): all it is given, and what dvc.yaml lists for it,
+so its executed notebook never shows a decoder setting that DVC does not track for it."""
+
+
 STAGES: dict[str, Stage] = {
     "prepare": Stage(
         "01_prepare_data",
-        lambda p, _: {"data": p.data.model_dump(), "attack": p.attack.model_dump(), "threads": p.train.threads,
-                      "device": p.train.device, "results": "results"},
+        lambda p, _: {"data": p.data.model_dump(), "attack": p.attack.model_dump(include=set(JUDGE_KEYS)),
+                      "threads": p.train.threads, "device": p.train.device, "results": "results"},
         lambda layout, p, _: [layout.prepared.parent, layout.classifier],
     ),
     "train_baseline": Stage("02_train_baseline", _train_params("train_baseline"), _train_outputs("train_baseline")),
@@ -224,7 +230,7 @@ def check_device(params: Params, root: Path, warn: bool = True) -> None:
     """Stop on ``train.device: cuda`` without a GPU; with ``auto`` on a CPU-only machine, warn with a run-time estimate."""
     import torch
 
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     resolve_device(params.train.device)  # ParamsError for cuda without a GPU
     if warn and params.train.device == "auto" and not torch.cuda.is_available():

@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 
     from .report import ReportContext
 
-from . import attacks, data, paths, summary, train
+from . import attacks, data, paths, runtime, summary, train
 from .config import AttackParams, DataParams, ModelParams, TrainParams
 from .defences import RunSpec
 from .paths import Layout
+
 
 def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> Layout:
     """A :class:`Layout` from paths relative to the repository root (figures default: results/figures)."""
@@ -56,13 +57,13 @@ def prepare(layout: Layout, params: DataParams, data_dir: Path) -> data.Split:
 def train_classifier(layout: Layout, train_params: TrainParams, params: AttackParams) -> attacks.JudgeInfo:
     """Train and save the judge (attack-accuracy classifier) on clean training images; returns its record."""
     split = data.load_split(layout.prepared)
-    train.set_determinism(params.classifier_seed, train_params.threads)
+    runtime.set_determinism(params.classifier_seed, train_params.threads)
     net, info = attacks.train_classifier(split, train_params, params)
     attacks.save_classifier(net, info, layout.classifier)
     return info
 
 
-def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelParams | int, block_size: int = 1024,
+def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelParams, block_size: int = 1024,
               progress: bool = True) -> pd.DataFrame:
     """Train ``spec`` once per seed; save models, the per-epoch history and the metrics file."""
     split = data.load_split(layout.prepared)
@@ -88,7 +89,7 @@ def attack_run(layout: Layout, run: str, train_params: TrainParams, params: Atta
     metrics; skipped when ``authors_split`` is None).
     """
     split = data.load_split(layout.prepared)
-    train.set_determinism(0, train_params.threads)
+    runtime.set_determinism(0, train_params.threads)
     seeds = sorted(int(p.name[4:]) for p in layout.model_dir(run).glob("seed*"))
     if not seeds:
         raise FileNotFoundError(f"{layout.model_dir(run)}: no trained seeds; run the training stage of {run} first")
@@ -98,7 +99,7 @@ def attack_run(layout: Layout, run: str, train_params: TrainParams, params: Atta
     jobs += [(s, None) for s in seeds if s in extra and params.authors_split is not None]
     per_seed: dict[int, dict] = {}
     examples, sweep, trained = {}, [], {}
-    for seed, fraction in train.progress_bar(jobs, f"attacks on {run}", progress):
+    for seed, fraction in runtime.progress_bar(jobs, f"attacks on {run}", progress):
         if seed not in trained:
             trained = {seed: train.load(layout.model_dir(run) / f"seed{seed}", split, train_params)}
         client = trained[seed].client

@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from .config import ModelParams, ParamsError, TrainParams
+from .config import ModelParams, TrainParams
 from .data import Split
 from .dcor import leakage
 from .defences import RunSpec
 from .metrics import accuracy
 from .models import build_split_model
+from .runtime import batches, progress_bar, resolve_device, set_determinism
 from .split import Client, Server
 
 log = logging.getLogger(__name__)
@@ -48,49 +46,9 @@ class Trained:
     batch_size: int | None = None  # the training batch size (the per-batch DCOR's n)
 
 
-def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
-    """A text progress bar that prints every step and no timings, so an executed notebook that shows
-    it is byte-for-byte the same on every run (the terminal still shows it live).
-
-    It writes to stdout, like the notebooks' own prints: a kernel flushes stdout and stderr
-    separately, so a bar on stderr could land before or after a print, run to run."""
-    return tqdm(iterable, desc=desc, disable=not enabled, leave=True, mininterval=0, miniters=1, file=sys.stdout,
-                bar_format="{desc}: {n_fmt}/{total_fmt} {bar:20}{postfix}")
-
-
-def set_determinism(seed: int, threads: int) -> None:
-    """Seed torch, fix the CPU thread count, ask for deterministic kernels and flush subnormal floats to zero.
-
-    Flushing subnormals (``torch.set_flush_denormal``) is deterministic too and keeps CPU speed
-    independent of the weights: a decoder whose sigmoid saturates carries subnormal gradients, and
-    was measured 5x slower per step without it (4.2 s against 21.9 s for 300 steps here).
-    """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS, when on CUDA
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``cpu``, ``cuda`` or ``auto`` (CUDA when available) as a torch device; a clear error for CUDA without a GPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ParamsError("train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto "
-                          "(CUDA when available, else the CPU)")
-    return torch.device(device)
-
-
-def as_model(model: ModelParams | int) -> ModelParams:
-    """Model parameters; a bare int is a cut of the default small CNN (``ModelParams(cut_layer=...)``)."""
-    return model if isinstance(model, ModelParams) else ModelParams(cut_layer=model)
-
-
-def make_parties(spec: RunSpec, model: ModelParams | int, split: Split, lr: float, alpha_task: float, seed: int,
+def make_parties(spec: RunSpec, model: ModelParams, split: Split, lr: float, alpha_task: float, seed: int,
                  device: str = "cpu") -> tuple[Client, Server]:
     """A freshly initialised client/server pair (weights from ``seed``) on ``device``."""
-    model = as_model(model)
     torch.manual_seed(seed)
     client_net, server_net = build_split_model(model.arch, model.cut_layer, split.image_shape, split.n_classes,
                                                **model.options())
@@ -98,13 +56,6 @@ def make_parties(spec: RunSpec, model: ModelParams | int, split: Split, lr: floa
     client = Client(client_net.to(dev), lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed)
     server = Server(server_net.to(dev), lr=lr, alpha_task=alpha_task)
     return client, server
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Shuffled mini-batch indices for one epoch; a last batch smaller than 2 is dropped (DCOR needs 2)."""
-    perm = torch.randperm(n, generator=generator)
-    out = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
-    return [b for b in out if len(b) >= 2]
 
 
 @torch.no_grad()
@@ -135,10 +86,9 @@ def evaluate(client: Client, server: Server, split: Split, block_size: int = 102
 
 
 def train(
-    spec: RunSpec, split: Split, params: TrainParams, model: ModelParams | int, seed: int, progress: bool = True
+    spec: RunSpec, split: Split, params: TrainParams, model: ModelParams, seed: int, progress: bool = True
 ) -> Trained:
     """Train one split model of ``spec`` with one seed; see the module doc for what is recorded."""
-    model = as_model(model)
     set_determinism(seed, params.threads)
     client, server = make_parties(spec, model, split, params.lr, params.alpha_task, seed, params.device)
     schedules = [torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones),

@@ -33,6 +33,7 @@ results = "results/smoke"
 # %matplotlib inline
 import numpy as np
 import pandas as pd
+
 from nopeek_repro import config, figures, stages
 from nopeek_repro.data import load_split
 

@@ -20,6 +20,7 @@ figures_dir = "results/smoke/figures"
 # %%
 # %matplotlib inline
 import pandas as pd
+
 from nopeek_repro import stages
 from nopeek_repro.defences import RunSpec
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from nopeek_repro import bench
+from benchmarks import bench_dcor as bench
 from nopeek_repro.dcor import distance_correlation
 
 COLUMNS = ("n", "d_z", "kit fwd", "kit fwd+bwd", "floor", "dcor pkg", "naive", "kit/floor", "dcor pkg/kit",
@@ -24,7 +24,7 @@ def test_naive_reference_computes_the_same_statistic():
 
 
 def test_quick_benchmark_prints_every_measure(root):
-    proc = subprocess.run([sys.executable, "-m", "nopeek_repro.bench", "--quick", "--repeat", "1", "--max-gib", "0.5"],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_dcor", "--quick", "--repeat", "1", "--max-gib", "0.5"],
                           cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name

@@ -8,7 +8,8 @@ import dcor as dcor_ref
 import pytest
 import torch
 
-from nopeek_repro import config, data, floors, train
+from nopeek_repro import config, data, floors, runtime, train
+from nopeek_repro.config import ModelParams
 from nopeek_repro.dcor import distance_correlation
 from nopeek_repro.defences import RunSpec
 from nopeek_repro.metrics import accuracy
@@ -18,8 +19,8 @@ PARAMS = config.TrainParams(seeds=[0], epochs=2, batch_size=32, lr=1e-3, threads
 
 @pytest.mark.parametrize("spec", [RunSpec(), RunSpec("nopeek", alpha_dcor=5.0), RunSpec("noise", noise=1.0)])
 def test_same_seed_same_numbers(tiny_split, spec):
-    a = train.train(spec, tiny_split, PARAMS, 1, seed=3, progress=False)
-    b = train.train(spec, tiny_split, PARAMS, 1, seed=3, progress=False)
+    a = train.train(spec, tiny_split, PARAMS, ModelParams(cut_layer=1), seed=3, progress=False)
+    b = train.train(spec, tiny_split, PARAMS, ModelParams(cut_layer=1), seed=3, progress=False)
     assert a.history.equals(b.history)
     for p, q in zip(a.client.net.parameters(), b.client.net.parameters()):
         assert torch.equal(p, q)
@@ -28,8 +29,8 @@ def test_same_seed_same_numbers(tiny_split, spec):
 
 
 def test_different_seeds_differ(tiny_split):
-    a = train.train(RunSpec(), tiny_split, PARAMS, 1, seed=0, progress=False)
-    b = train.train(RunSpec(), tiny_split, PARAMS, 1, seed=1, progress=False)
+    a = train.train(RunSpec(), tiny_split, PARAMS, ModelParams(cut_layer=1), seed=0, progress=False)
+    b = train.train(RunSpec(), tiny_split, PARAMS, ModelParams(cut_layer=1), seed=1, progress=False)
     assert not a.history.equals(b.history)
 
 
@@ -37,8 +38,8 @@ def test_nopeek_lowers_dcor_relative_to_the_baseline(tiny_split):
     """Same seed, same batches: with the DCOR term the training DCOR ends lower than without it."""
     p = config.TrainParams(seeds=[0], epochs=3, batch_size=32, lr=1e-3)
     for seed in (0, 1):
-        base = train.train(RunSpec(), tiny_split, p, 1, seed=seed, progress=False)
-        nop = train.train(RunSpec("nopeek", alpha_dcor=100.0), tiny_split, p, 1, seed=seed, progress=False)
+        base = train.train(RunSpec(), tiny_split, p, ModelParams(cut_layer=1), seed=seed, progress=False)
+        nop = train.train(RunSpec("nopeek", alpha_dcor=100.0), tiny_split, p, ModelParams(cut_layer=1), seed=seed, progress=False)
         assert nop.history.train_dcor.iloc[-1] < base.history.train_dcor.iloc[-1]
         assert nop.history.test_dcor.iloc[-1] < base.history.test_dcor.iloc[-1]
 
@@ -48,7 +49,7 @@ def test_the_dcor_gradient_reaches_the_client_as_a_descent_direction(tiny_split)
     descent direction: a small plain-gradient step lowers DCOR(X, Z) by what the gradient predicts
     (first order: eta * |grad|^2), in float64."""
     torch.manual_seed(0)
-    client = train.make_parties(RunSpec("nopeek", alpha_dcor=1.0), 1, tiny_split, 1e-3, 1.0, seed=0)[0]
+    client = train.make_parties(RunSpec("nopeek", alpha_dcor=1.0), ModelParams(cut_layer=1), tiny_split, 1e-3, 1.0, seed=0)[0]
     client.net.double()
     x = tiny_split.x_train[:64].double()
     z = client.forward(x)
@@ -75,7 +76,7 @@ FLOOR_KEYS = {"batch_dcor", "batch_dcor_shuffled", "leakage_dcor_shuffled", "flo
 
 
 def test_evaluate_and_save_load_round_trip(tmp_path, tiny_split):
-    t = train.train(RunSpec("noise", noise=0.5), tiny_split, PARAMS, 2, seed=0, progress=False)
+    t = train.train(RunSpec("noise", noise=0.5), tiny_split, PARAMS, ModelParams(cut_layer=2), seed=0, progress=False)
     assert t.batch_size == PARAMS.batch_size
     ev = train.evaluate(t.client, t.server, tiny_split, batch_size=t.batch_size)
     # no validation part in this split: no val_* numbers
@@ -99,7 +100,7 @@ def test_evaluate_on_a_split_with_validation_against_direct_computations(tiny_sp
     """Every number evaluate() gives, recomputed here from the activations with the plain estimators."""
     split = data.with_validation(copy.deepcopy(tiny_split), 0.25, seed=0)  # it moves rows: never touch the fixture
     assert (len(split.x_train), len(split.x_val), len(split.x_test)) == (144, 48, 64)
-    t = train.train(RunSpec(), split, PARAMS, 1, seed=0, progress=False)  # no noise: activations are repeatable
+    t = train.train(RunSpec(), split, PARAMS, ModelParams(cut_layer=1), seed=0, progress=False)  # no noise: activations are repeatable
     n_test = len(split.x_test)
     ev = train.evaluate(t.client, t.server, split, batch_size=n_test)
     assert set(ev) == {"test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "val_accuracy",
@@ -132,7 +133,7 @@ def test_evaluate_on_a_split_with_validation_against_direct_computations(tiny_sp
 
 def test_step_decay_lowers_the_learning_rate(tiny_split):
     p = config.TrainParams(seeds=[0], epochs=2, batch_size=64, lr=1e-3, lr_milestones=[1], lr_gamma=0.1)
-    t = train.train(RunSpec(), tiny_split, p, 1, seed=0, progress=False)
+    t = train.train(RunSpec(), tiny_split, p, ModelParams(cut_layer=1), seed=0, progress=False)
     assert t.client.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
     assert t.server.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
 
@@ -141,8 +142,8 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(config.ParamsError, match=r"train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto"):
-        train.resolve_device("cuda")
-    assert train.resolve_device("auto") == torch.device("cpu")
+        runtime.resolve_device("cuda")
+    assert runtime.resolve_device("auto") == torch.device("cpu")
 
 
 def test_estimate_is_positive(tiny_split):

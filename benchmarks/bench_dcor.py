@@ -1,7 +1,7 @@
 """Benchmark: the kit's DCOR against the `dcor` package, a naive broadcast version and the floor.
 
-    python -m nopeek_repro.bench            # the full grid (minutes on 2 cores)
-    python -m nopeek_repro.bench --quick    # a small grid (seconds), what the tests run
+    python -m benchmarks.bench_dcor            # the full grid (minutes on 2 cores)
+    python -m benchmarks.bench_dcor --quick    # a small grid (seconds), what the tests run
 
 For each n (samples) and d_z (activation size), with d_x = 784 (MNIST pixels), float32 on the CPU
 (or CUDA with ``--device cuda``), it prints in one run on one machine:
@@ -47,11 +47,14 @@ import subprocess
 import sys
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Callable
 
 import torch
 
-from .dcor import distance_correlation, leakage
+from nopeek_repro.dcor import distance_correlation, leakage
+
+ROOT = Path(__file__).resolve().parents[1]  # children run as `python -m benchmarks.bench_dcor` from here
 
 GIB = 1024**3
 MIB = 1024**2
@@ -265,7 +268,7 @@ def dcor_table(ns: list[int], dzs: list[int], repeat: int, device: str, max_gib:
                 del xn, zn
             rows.append(row)
             _print_row(row)
-            del x, z
+            x = z = None  # free this size's inputs before the next (the closures above are not called again)
     return rows
 
 
@@ -324,8 +327,9 @@ def dcor_pkg_with_cdist(n: int, dz: int, repeat: int, threads: int) -> tuple[flo
 def dcor_pkg_without_openblas_env(n: int, dz: int, repeat: int, threads: int) -> float | None:
     """The dcor package's time in a child process whose environment has no OPENBLAS_* variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
-    proc = subprocess.run([sys.executable, "-m", "nopeek_repro.bench", "--threads", str(threads),
-                           "--dcor-pkg-child", str(n), str(dz), str(repeat)], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_dcor", "--threads", str(threads),
+                           "--dcor-pkg-child", str(n), str(dz), str(repeat)], env=env, capture_output=True, text=True,
+                          cwd=ROOT)
     try:
         return float(proc.stdout.split()[-1]) if proc.returncode == 0 else None
     except (IndexError, ValueError):
@@ -354,8 +358,8 @@ def leakage_measure(n: int, dz: int, device: str = "cpu", threads: int = 2) -> t
     shared between fork and exec, i.e. this (large) benchmark process, so it is only the fallback.
     """
     _malloc_trim()
-    proc = subprocess.Popen([sys.executable, "-m", "nopeek_repro.bench", "--threads", str(threads), "--device", device,
-                             "--leakage-child", str(n), str(dz)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_dcor", "--threads", str(threads), "--device", device,
+                             "--leakage-child", str(n), str(dz)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     out_text = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = status
@@ -371,8 +375,8 @@ def leakage_measure(n: int, dz: int, device: str = "cpu", threads: int = 2) -> t
 
 def training_overhead(repeat: int, device: str) -> tuple[float, float]:
     """(seconds per plain split step, seconds per NoPeek step) at batch 64 with the default model."""
-    from .models import build_split_cnn
-    from .split import Client, Server
+    from nopeek_repro.models import build_split_cnn
+    from nopeek_repro.split import Client, Server
 
     x = torch.rand(64, 1, 28, 28, device=device)
     y = torch.randint(0, 10, (64,), device=device)
@@ -454,7 +458,7 @@ def _target_lines(rows: list[dict], leak: tuple | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nopeek_repro.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_dcor", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small grid (seconds)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
