@@ -42,6 +42,10 @@ def _write(tmp_path, patch):
         ({"attack.classifier_patience": 0}, r"attack.classifier_patience = 0: Input should be greater than or equal to 1"),
         ({"attack.holdout_fraction": 0.6}, r"attack.holdout_fraction = 0.6: Input should be less than or equal to 0.5"),
         ({"attack.max_steps": 0}, r"attack.max_steps = 0: Input should be greater than or equal to 1"),
+        ({"attack.min_improvement": 1}, r"attack.min_improvement = 1: Input should be less than 1"),
+        ({"attack.lr_drops": -1}, r"attack.lr_drops = -1: Input should be greater than or equal to 0"),
+        ({"attack.decoder_lr": 0}, r"attack.decoder_lr = 0: Input should be greater than 0"),
+        ({"attack.lr": 0.003}, r"attack.lr = 0.003: unknown parameter"),  # split into decoder_lr and classifier_lr
         ({"attack.ridge_grid": [0.1, -1]}, r"attack.ridge_grid\[1\] = -1: Input should be greater than 0"),
         ({"data.val_fraction": 0}, r"data.val_fraction = 0: Input should be greater than 0"),
         ({"data.val_fraction": 0.7}, r"data.val_fraction = 0.7: Input should be less than or equal to 0.5"),
