@@ -9,7 +9,8 @@ inputs it never saw from their activations alone. Three attacks, on the same lea
   standardisation of Z fitted on the leaked pairs, MSE, Adam at ``decoder_lr``, trained **until it
   stops improving** on a held-out slice of the leaked pairs (Keras' ReduceLROnPlateau + EarlyStopping):
   evaluated every ``eval_every`` steps; an evaluation *improves* when the held-out MSE falls more
-  than ``min_improvement`` (relative) below the best so far; after ``patience`` evaluations without
+  than ``min_improvement`` (relative) below the reference (the MSE of the last evaluation that
+  improved; after a drop, the lowest so far); after ``patience`` evaluations without
   one the learning rate is multiplied by :data:`LR_DROP`, at most ``lr_drops`` times, and the next
   such plateau stops it; ``max_steps`` caps it (``decoder_hit_cap`` says so). The weights with the
   lowest held-out MSE are kept.
@@ -169,7 +170,8 @@ def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: At
 
     The decoder sees Z standardised per channel with the statistics of ``z``. Evaluated on the
     held-out pairs at step 0 and every ``eval_every`` steps; an evaluation improves when its MSE is
-    below ``(1 - min_improvement)`` times the best so far. After ``patience`` evaluations without
+    below ``(1 - min_improvement)`` times the reference: the MSE of the last evaluation that improved (after a
+    learning-rate drop, the lowest so far). After ``patience`` evaluations without
     improvement the learning rate drops by :data:`LR_DROP` (at most ``lr_drops`` times), the next
     such plateau stops training, and ``max_steps`` caps it. Returns the weights with the lowest
     held-out MSE (eval mode) and the log.

@@ -158,7 +158,7 @@ class AttackParams(_Section):
     stopping, the ridge regulariser and the choice of the strongest attack are made on it.
     The decoder (Adam at ``decoder_lr``) is evaluated on the held-out slice every ``eval_every``
     optimiser steps; an evaluation improves when the held-out MSE falls more than
-    ``min_improvement`` (relative) below the best so far; after ``patience`` evaluations without one
+    ``min_improvement`` (relative) below that of the last evaluation that improved; after ``patience`` evaluations without one
     its learning rate drops (at most ``lr_drops`` times), then it stops (best weights kept), or at
     ``max_steps`` (reported when hit). ``ridge_grid``: regularisers as fractions of the mean squared row norm of
     the centred Z. ``leak_sweep`` adds attacks at other leak fractions (the leak-fraction figure),
