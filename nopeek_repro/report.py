@@ -445,7 +445,7 @@ def _header(context: ReportContext, agg: pd.DataFrame, measure: ReconMeasure) ->
     return [
         "## What was run", "",
         f"- Data: {context.dataset}, {context.n_classes} classes (chance accuracy {context.chance:.3f}).",
-        f"- Model: {context.arch}, cut_layer {context.cut_layer!r}; {context.epochs} "
+        f"- Model: {context.arch}, cut_layer {context.cut_layer}; {context.epochs} "
         f"epoch{'s' if context.epochs != 1 else ''}; seed{'s' if len(context.seeds) != 1 else ''} "
         f"{', '.join(map(str, context.seeds))}.",
         f"- Runs: baseline; {'NoPeek at alpha_dcor = ' + alphas if len(nopeek) else 'no NoPeek runs'}; "
@@ -550,9 +550,11 @@ def replication_report(table: pd.DataFrame, context: ReportContext) -> str:
     out += ["", "## Per run (median [min, max] over seeds)", ""]
     out += _per_run(agg, measure)
     out += ["", f"*collapsed*: seeds whose test accuracy is within {summary.COLLAPSE_MARGIN:g} of chance. "
-            "`recon_*` and `attack_accuracy`: the strongest attack on the main protocol; `authors_recon_*`: the "
-            "strongest attack on the authors' protocol (90 % of the test-set pairs leaked, scored on the other "
-            "10 %), on the seeds it ran on.", ""]
+            "`recon_*` and `attack_accuracy`: the strongest attack on the main protocol"
+            + ("; `authors_recon_*`: the strongest attack on the authors' protocol (a share of the test-set pairs "
+               "leaked, scored on the rest), on the seeds it ran on" if "authors_recon_mse" in agg
+               and agg.authors_recon_mse.notna().any() else "; the authors' protocol did not run "
+               "(`attack.authors_split: null`)") + ".", ""]
     out += ["## The attacks: strongest, no-information baseline and budget", ""]
     out += _attacks(table, agg)
     out += ["", "## Leakage beside its floors", ""]

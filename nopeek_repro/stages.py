@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .report import ReportContext
 
-from . import attacks, data, paths, runtime, summary, train
+from . import attacks, data, models, paths, runtime, summary, train
 from .config import AttackParams, DataParams, ModelParams, TrainParams
 from .defences import RunSpec
 from .paths import Layout
@@ -133,8 +133,12 @@ def report_context(layout: Layout, table: pd.DataFrame, runs: list[RunSpec]) -> 
     epochs = int(pd.read_csv(layout.history(runs[0].name)).epoch.max())
     fraction = float(table.leak_fraction.iloc[0]) if "leak_fraction" in table else float("nan")
     n_val = split_info.get("n_val")
+    cut = run["model"]["cut_layer"]
+    if cut is None:  # the architecture's own cut, named
+        depth = run["model"].get("depth")
+        cut = f"{models.default_cut(run['model']['arch'], **({} if depth is None else {'depth': depth}))} (default)"
     return ReportContext(dataset=split_info["dataset"], n_classes=int(split_info["n_classes"]), arch=run["model"]["arch"],
-                         cut_layer=run["model"]["cut_layer"], epochs=epochs,
+                         cut_layer=cut, epochs=epochs,
                          seeds=sorted(int(s) for s in table.seed.unique()), leak_fraction=fraction,
                          clean_accuracy=judge["clean_accuracy"] if judge else None, judge=judge,
                          batch_size=run.get("batch_size"), n_test=int(split_info["n_test"]),

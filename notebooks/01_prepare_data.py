@@ -11,15 +11,13 @@
 #
 # It also carves the **validation part** from the training part (`data.val_fraction`): never
 # trained on, never leaked; every selection in the kit is made on it.
-#
-# The parameters cell holds tiny smoke defaults; `dvc repro` injects the real values from
-# `params.yaml` (the sections `data` and `attack`, as dicts).
 
 # %% tags=["parameters"]
+# Smoke values, one dict per params.yaml section; a key left out takes the default run's value.
+# `dvc repro` passes the sections of params.yaml whole.
 data = {"dataset": "mnist-sample", "n_train": 256, "n_test": 128}
 attack = {"classifier_epochs": 2}
-threads = 2
-device = "cpu"
+train = {}
 results = "results/smoke"
 
 # %%
@@ -60,7 +58,7 @@ figures.reconstruction_grid(split.x_test[shown].numpy(), {}, k=len(shown), title
 
 # %%
 # NBVAL_CHECK_OUTPUT
-train_params = config.validate(config.TrainParams, dict(threads=threads, device=device))
+train_params = config.validate(config.TrainParams, train, prefix="train")
 judge = stages.train_classifier(layout, train_params, attack_params)
 print(f"judge (seed {judge.seed}): clean test accuracy {judge.clean_accuracy:.3f}, best validation accuracy "
       f"{judge.val_accuracy:.3f} at epoch {judge.best_epoch} of {judge.epochs}"

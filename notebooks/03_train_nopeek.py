@@ -17,22 +17,14 @@
 # `params.yaml`.
 
 # %% tags=["parameters"]
+# Smoke values, one dict per params.yaml section; a key left out takes the default run's value.
+# `dvc repro` passes the sections of params.yaml whole.
 defence = "nopeek"
 alpha_dcor = 30.0
 noise = 0.0
-seeds = [0]
-epochs = 1
-batch_size = 64
-lr = 1e-3
-lr_milestones = []
-lr_gamma = 0.1
-alpha_task = 1.0
-threads = 2
-device = "cpu"
-arch = "cnn"
-depth = None
-cut_layer = 1
-block_size = 1024
+train = {"seeds": [0], "epochs": 1}
+model = {}
+leakage = {}
 results = "results/smoke"
 
 # %%
@@ -40,12 +32,11 @@ from nopeek_repro import config, stages
 from nopeek_repro.defences import RunSpec
 
 spec = RunSpec(defence, alpha_dcor=alpha_dcor, noise=noise)
-train_params = config.validate(config.TrainParams, dict(seeds=seeds, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                        lr_milestones=lr_milestones, lr_gamma=lr_gamma,
-                                                        alpha_task=alpha_task, threads=threads, device=device))
-model = config.validate(config.ModelParams, dict(arch=arch, depth=depth, cut_layer=cut_layer))
+train_params = config.validate(config.TrainParams, train, prefix="train")
+model_params = config.validate(config.ModelParams, model, prefix="model")
+leakage_params = config.validate(config.LeakageParams, leakage, prefix="leakage")
 layout = stages.make_layout(results)
-per_seed = stages.train_run(layout, spec, train_params, model, block_size)
+per_seed = stages.train_run(layout, spec, train_params, model_params, leakage_params.block_size)
 
 # %% [markdown]
 # Final test accuracy and leakage of this model, one row per seed. Compare with the baseline's

@@ -23,10 +23,12 @@
 # `dvc repro` runs this notebook once per trained model.
 
 # %% tags=["parameters"]
+# Smoke values, one dict per params.yaml section; a key left out takes the default run's value.
+# `dvc repro` passes the sections of params.yaml whole.
 runs = ["baseline", "nopeek-a30"]
-attack = {"leak_sweep": [0.25], "max_steps": 60, "eval_every": 10, "patience": 2, "n_examples": 8, "sweep_seeds": 1}
-threads = 2
-device = "cpu"
+attack = {"leak_sweep": [0.25], "max_steps": 60, "eval_every": 10, "patience": 2, "n_examples": 8, "sweep_seeds": 1,
+          "authors_split": 0.9}
+train = {}
 results = "results/smoke"
 
 # %%
@@ -38,7 +40,7 @@ from nopeek_repro import config, figures, stages
 from nopeek_repro.data import load_split
 
 attack_params = config.validate(config.AttackParams, attack, prefix="attack")
-train_params = config.validate(config.TrainParams, dict(threads=threads, device=device))
+train_params = config.validate(config.TrainParams, train, prefix="train")
 layout = stages.make_layout(results)
 scores = {run: stages.attack_run(layout, run, train_params, attack_params) for run in runs}
 

@@ -31,7 +31,7 @@ def tiny_split():
     """A small real split of the embedded sample (materialised if needed)."""
     from nopeek_repro import data, paths
 
-    raw = data.materialise(ROOT / "data")
+    raw = data.materialise("mnist-sample", ROOT / "data")
     assert raw == ROOT / "data" / paths.DATA_FILE
     return data.prepare(raw, test_fraction=0.2, seed=0, n_train=192, n_test=64)
 
@@ -60,7 +60,7 @@ def copy_repo(dest: Path) -> Path:
             shutil.copy2(src, dest / rel)
     from nopeek_repro import data
 
-    data.materialise(dest / "data")
+    data.materialise("mnist-sample", dest / "data")
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     run(["dvc", "commit", "--force", "--quiet", "data.dvc"], dest)  # as kit.py's set-up does
     return dest

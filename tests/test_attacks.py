@@ -194,7 +194,7 @@ def test_judge_needs_a_validation_part(tiny_split):
 
 def test_authors_attack_metrics(tiny_split):
     trained = _trained(tiny_split)
-    authors = attacks.authors_attack(trained.client, tiny_split, config.AttackParams(**FAST), seed=0)
+    authors = attacks.authors_attack(trained.client, tiny_split, config.AttackParams(**FAST, authors_split=0.9), seed=0)
     assert set(authors) == {"authors_recon_mse", "authors_recon_psnr", "authors_recon_ssim", "authors_strongest_attack"}
 
 

@@ -91,3 +91,17 @@ def test_peak_memory_sees_a_large_allocation():
     if peak.mib is None:
         pytest.skip("no /proc/self/clear_refs here")
     assert peak.mib >= 48
+
+
+def test_decoder_benchmark_compares_the_two_layouts(root):
+    """Both memory layouts run the same math from the same weights and batches; only the times differ."""
+    from benchmarks import bench_decoder
+
+    z, x = torch.relu(torch.randn(128, 16, 14, 14)), torch.rand(128, 1, 28, 28)
+    _, a = bench_decoder.steps(torch.contiguous_format, z, x, n=5)
+    _, b = bench_decoder.steps(torch.channels_last, z, x, n=5)
+    assert a == pytest.approx(b, rel=1e-4)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_decoder", "--quick"], cwd=root,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "ratio NCHW / NHWC:" in proc.stdout and "ms/step" in proc.stdout

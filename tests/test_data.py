@@ -12,20 +12,18 @@ from nopeek_repro.data import DataError
 
 
 def test_materialise_is_byte_identical_and_idempotent(tmp_path):
-    dst = data.materialise(tmp_path)
+    dst = data.materialise("mnist-sample", tmp_path)
     assert dst.read_bytes() == data.sample_source().read_bytes()
     mtime = dst.stat().st_mtime_ns
-    assert data.materialise(tmp_path) == dst and dst.stat().st_mtime_ns == mtime
+    assert data.materialise("mnist-sample", tmp_path) == dst and dst.stat().st_mtime_ns == mtime
 
 
 def test_altered_file_is_not_overwritten_silently(tmp_path):
-    dst = data.materialise(tmp_path)
+    dst = data.materialise("mnist-sample", tmp_path)
     dst.write_bytes(b"changed")
     with pytest.raises(DataError, match=r"differs from the embedded MNIST sample; run `python3 kit.py data`"):
-        data.materialise(tmp_path)
-    assert data.materialise(tmp_path, force=True).read_bytes() == data.sample_source().read_bytes()
-    dst.write_bytes(b"changed")
-    assert data.materialise(tmp_path, True) == dst  # the former positional signature (data_dir, force)
+        data.materialise("mnist-sample", tmp_path)
+    assert data.materialise("mnist-sample", tmp_path, force=True).read_bytes() == data.sample_source().read_bytes()
     dst.write_bytes(b"changed")
     assert data.materialise("mnist-sample", tmp_path, force=True).read_bytes() == data.sample_source().read_bytes()
     assert data.check("mnist-sample", tmp_path) == dst

@@ -122,7 +122,7 @@ def test_datasets_and_unknown_name(tmp_path):
 
 
 def test_mnist_sample_is_exactly_prepare(root):
-    raw = data.materialise(root / "data")
+    raw = data.materialise("mnist-sample", root / "data")
     a = data.prepare(raw, 0.2, 3, 100, 40)
     b = data.prepare_dataset("mnist-sample", root / "data", test_fraction=0.2, split_seed=3, n_train=100, n_test=40)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.x_test, b.x_test)

@@ -8,6 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
+from nopeek_repro import config
+
 
 def _kit(root, *args):
     return subprocess.run([sys.executable, str(root / "kit.py"), *args], capture_output=True, text=True, timeout=60)
@@ -65,11 +67,12 @@ def test_named_parameter_set_runs_with_the_kit(repo_copy):
     from .test_paper_configs import tiny
 
     make_cifar(repo_copy / "data", per_batch=6, n_test=16)
-    (repo_copy / "params" / "tiny.yaml").write_text(yaml.safe_dump(tiny("cifar10-paper", repo_copy).model_dump(),
-                                                                   sort_keys=False))
+    small = tiny("cifar10-paper", repo_copy)
+    (repo_copy / "params" / "tiny.yaml").write_text(yaml.safe_dump(small.model_dump(), sort_keys=False))
     kit = _kit_module(repo_copy)
     kit.use_params(repo_copy / "params" / "tiny.yaml")
-    assert (repo_copy / "params.yaml").read_text() == (repo_copy / "params" / "tiny.yaml").read_text()
+    assert config.load(repo_copy / "params.yaml") == small  # the default run with the overlay merged in
+    assert "overlay params/tiny.yaml" in (repo_copy / "params.yaml").read_text().splitlines()[0]
     run(["dvc", "status", "-q", "data.dvc"], repo_copy)  # data.dvc records the CIFAR files now
     out = run(["dvc", "repro"], repo_copy)
     assert "Running stage 'train_nopeek@10000'" in out.stdout

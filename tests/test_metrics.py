@@ -7,7 +7,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from nopeek_repro.metrics import accuracy, reconstruction_metrics
+from nopeek_repro.metrics import accuracy, reconstruction_metrics, ssim
 
 
 def test_accuracy():
@@ -35,3 +35,25 @@ def test_perfect_reconstruction():
     assert m["recon_mse"] == 0 and m["recon_ssim"] == pytest.approx(1.0) and m["recon_psnr"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="shapes differ"):
         reconstruction_metrics(x, x[:2])
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 28, 28), (4, 3, 32, 32), (3, 2, 13, 17), (2, 1, 11, 11)])
+def test_batched_ssim_matches_scikit_image_per_image(shape):
+    """The batched float64 convolution against scikit-image's per-image loop (a reference of a different form)."""
+    g = torch.Generator().manual_seed(sum(shape))
+    target = torch.rand(shape, generator=g, dtype=torch.float64)
+    recon = (target + 0.2 * torch.randn(shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    recon[0] = target[0]  # one perfect reconstruction
+    recon[1] = 0.5  # one constant image
+    ours = ssim(recon, target)
+    ref = [structural_similarity(target[i].numpy(), recon[i].numpy(), data_range=1.0, channel_axis=0,
+                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+           for i in range(shape[0])]
+    np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=1e-12)
+    assert float(ours[0]) == pytest.approx(1.0)
+
+
+def test_ssim_refuses_images_smaller_than_its_window():
+    x = torch.rand(2, 1, 10, 28)
+    with pytest.raises(ValueError, match="10x28 are smaller than the 11x11 Gaussian window"):
+        ssim(x, x)

@@ -1,4 +1,4 @@
-"""Networks: architectures and their cut points, the UTKFace heads and loss, the decoders."""
+"""Networks: architectures and their cut points, the UTKFace head, the decoders."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from nopeek_repro.models import (
     ARCHS,
-    MULTITASK_HEADS,
     BilinearResize,
     Decoder,
     ReflectPad,
@@ -19,7 +18,6 @@ from nopeek_repro.models import (
     build_split_model,
     cut_points,
     default_cut,
-    multitask_loss,
 )
 
 # Small settings for the CPU: depth 20 has two blocks per stage (identity shortcuts included).
@@ -141,7 +139,7 @@ def test_same_seed_same_network():
     outs = []
     for _ in range(2):
         torch.manual_seed(5)
-        client, server = build_split_model("utkface", None, (3, 64, 64), 8, heads=MULTITASK_HEADS)
+        client, server = build_split_model("utkface", None, (3, 64, 64), 8)
         outs.append(server(client(x)))
     assert torch.equal(*outs)
 
@@ -159,10 +157,7 @@ def test_same_seed_same_network():
     (("resnet29", 1, (3, 32, 32), 10), {"depth": 12}, "model.depth = 12 is not a ResNet-v2 depth; allowed: 9k + 2"),
     (("resnet29", 1, (3, 32, 32), 10), {"width": 2}, "model options ['width'] do not exist for resnet29; allowed: depth"),
     (("cnn", 1, (1, 28, 28), 10), {"depth": 29}, "do not exist for cnn; allowed: none"),
-    (("utkface", 1, (3, 64, 64), 2), {"heads": ("gender", "height")}, "model.heads = ('gender', 'height')"),
-    (("utkface", 1, (3, 64, 64), 2), {"heads": MULTITASK_HEADS},
-     "n_classes = 2 does not match model.heads = ('gender', 'race', 'age'), which output gender 2 + race 5 + "
-     "age 1 = 8 values; allowed: n_classes = 8"),
+    (("utkface", 1, (3, 64, 64), 2), {"heads": ("gender", "race")}, "model options ['heads'] do not exist for utkface"),
     (("utkface", 1, (3, 4, 4), 2), {}, "in_shape = (3, 4, 4) is not an image shape for utkface"),
     (("resnet29", 1, (3, 32, 32), 0), {}, "n_classes = 0 is not a number of outputs"),
 ])
@@ -177,50 +172,23 @@ def test_cut_points_checks_arch():
         cut_points("resnet50")
 
 
-# ---- UTKFace multi-task --------------------------------------------------------------------------
+# ---- UTKFace head --------------------------------------------------------------------------------
 
 
-def test_multitask_output_and_one_step():
+def test_utkface_head_follows_n_classes_and_trains():
     torch.manual_seed(0)
-    client, server = build_split_model("utkface", None, (3, 64, 64), 8, heads=MULTITASK_HEADS)
-    x = torch.rand(4, 3, 64, 64)
-    targets = torch.tensor([[0, 1, 20.0], [1, 4, 33.0], [0, 0, 51.0], [1, 2, 64.0]])
-    out = server(client(x))
-    assert out.shape == (4, 8)
-    assert ((out[:, 7] > 0) & (out[:, 7] < 1)).all()  # age / 64 through a sigmoid
-    expected = (F.cross_entropy(out[:, :2], targets[:, 0].long()) + F.cross_entropy(out[:, 2:7], targets[:, 1].long())
-                + F.mse_loss(out[:, 7], targets[:, 2] / 64))
-    loss = multitask_loss(out, targets)
-    assert torch.allclose(loss, expected)
-    as_dict = {"gender": targets[:, 0].long(), "race": targets[:, 1].long(), "age": targets[:, 2]}
-    assert torch.allclose(multitask_loss(out, as_dict), loss)
-
+    client, server = build_split_model("utkface", None, (3, 64, 64), 5)  # e.g. the race task
+    out = server(client(torch.rand(4, 3, 64, 64)))
+    assert out.shape == (4, 5)
     params = [*client.parameters(), *server.parameters()]
     before = [p.detach().clone() for p in params]
     opt = torch.optim.Adam(params, lr=1e-3)
-    opt.zero_grad()
+    loss = F.cross_entropy(out, torch.tensor([0, 1, 4, 2]))
     loss.backward()
     opt.step()
-    assert torch.isfinite(loss)
     assert all(p.grad is not None for p in params)
     assert any(not torch.equal(a, p) for a, p in zip(before, params))
 
-
-def test_single_head_follows_n_classes_and_named_heads_their_widths():
-    client, server = build_split_model("utkface", None, (3, 64, 64), 5)  # e.g. the race task
-    assert server(client(torch.rand(2, 3, 64, 64))).shape == (2, 5)
-    client, server = build_split_model("utkface", None, (3, 64, 64), 6, heads=("age", "race"))
-    out = server(client(torch.rand(2, 3, 64, 64)))
-    assert out.shape == (2, 6)
-    loss = multitask_loss(out, {"age": torch.tensor([30.0, 40.0]), "race": torch.tensor([0, 3])}, heads=("age", "race"))
-    assert torch.isfinite(loss)
-
-
-def test_multitask_loss_errors():
-    with pytest.raises(ValueError, match=r"heads \('gender', 'race', 'age'\) need \(N, 8\)"):
-        multitask_loss(torch.rand(2, 7), torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="targets lack"):
-        multitask_loss(torch.rand(2, 8), {"gender": torch.zeros(2)})
 
 
 # ---- decoders -------------------------------------------------------------------------------

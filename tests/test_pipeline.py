@@ -39,6 +39,36 @@ def test_runner_passes_only_parameters_the_notebook_declares(stage, root):
             assert isinstance(value, type(declared[key])) or (isinstance(declared[key], float) and isinstance(value, int)), key
 
 
+SECTION_MODELS = {name: type(getattr(config.Params(), name)) for name in config.Params.model_fields}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_notebooks_get_whole_sections_and_validate_them_whole(stage, root):
+    """A section reaches a notebook as the model's own dump (so every field, including one added
+    later), and the notebook validates that dict whole: no per-field copies anywhere."""
+    item = {"alpha_dcor": "30", "noise": "2"}.get(STAGES[stage].item_kind or "")
+    passed = STAGES[stage].parameters(config.Params(), item)
+    source = (root / "notebooks" / f"{STAGES[stage].notebook}.py").read_text()
+    sections = [name for name, value in passed.items() if isinstance(value, dict)]
+    assert set(sections) <= set(SECTION_MODELS), stage
+    for name in sections:
+        model = SECTION_MODELS[name].__name__
+        assert f"config.validate(config.{model}, {name}, prefix=\"{name}\")" in source, (stage, name)
+        whole = getattr(config.Params(), name).model_dump()
+        assert passed[name] == {k: whole[k] for k in passed[name]}, (stage, name)
+    assert set(passed) - set(sections) <= {"runs", "results", "figures_dir", "defence", "alpha_dcor", "noise"}
+
+
+def test_a_field_added_to_a_model_reaches_the_stage_parameters():
+    """What the runner passes is built from the models' fields, not from a list of names."""
+    from pydantic import Field, create_model
+
+    probe = create_model("ProbeTrain", __base__=config.TrainParams, probe=(int, Field(7)))
+    params = config.Params.model_construct(**{**dict(config.Params()), "train": probe(probe=9)})
+    for stage in ("train_baseline", "train_nopeek"):
+        assert STAGES[stage].parameters(params, "30" if stage == "train_nopeek" else None)["train"]["probe"] == 9
+
+
 def test_dvc_yaml_stages_are_the_runner_stages(root):
     dvc = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     assert set(dvc) == set(STAGES)
@@ -106,7 +136,7 @@ def test_estimate_warns_on_a_cpu_only_machine(tmp_path, root):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     repo = _fake_root(tmp_path, root, {"train.device": "auto", "data.n_train": 64, "data.n_test": 32})
-    data.materialise(repo / "data")
+    data.materialise("mnist-sample", repo / "data")
     proc = _run(["estimate"], repo)
     assert proc.returncode == 0, proc.stderr
     assert "warning: no GPU on this machine: train.device = 'auto' runs on the CPU; estimated" in proc.stderr
@@ -126,3 +156,30 @@ def test_split_stream_outputs_are_merged():
     nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("x")])
     pipeline.coalesce_streams(nb)
     assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "c\n"), ("stdout", "d\n")]
+
+
+@pytest.mark.slow
+def test_a_new_field_reaches_the_executed_notebook_with_no_other_edit(repo_copy):
+    """Add a field to a model (and nothing else), regenerate params.yaml, set it as an experiment
+    would, run the real stages: the executed notebook received it and validated it."""
+    import nbformat
+
+    from .conftest import run
+
+    cfg = repo_copy / "nopeek_repro" / "config.py"
+    anchor = '    device: Device = Field("cpu"'
+    assert anchor in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace(
+        anchor, '    probe: int = Field(7, ge=0, description="a field added by the test")\n' + anchor, 1))
+    run([sys.executable, "-m", "nopeek_repro.config", "write"], repo_copy)
+    assert "  probe: 7" in (repo_copy / "params.yaml").read_text()
+    small = repo_copy / "small.yaml"
+    small.write_text(yaml.safe_dump({"data": {"n_train": 160, "n_test": 64}, "attack": {"classifier_epochs": 1},
+                                     "train": {"seeds": [0], "epochs": 1, "probe": 9}}))
+    run([sys.executable, "-m", "nopeek_repro.config", "write", "--overlay", "small.yaml"], repo_copy)
+    for stage in ("prepare", "train_baseline"):
+        run([sys.executable, "-m", "nopeek_repro.pipeline", stage], repo_copy)
+    nb = nbformat.read(repo_copy / "results" / "notebooks" / "train_baseline.ipynb", as_version=4)
+    injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert '"probe": 9' in injected or "'probe': 9" in injected
+    assert not any(o.output_type == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
