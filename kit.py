@@ -85,8 +85,12 @@ def wanted_stamp() -> str:
 
 def lock_applies() -> bool:
     """requirements.lock was resolved for CPython 3.11 on Linux x86_64; elsewhere it may not install."""
-    return (sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11)
-            and sys.platform.startswith("linux") and platform.machine() == "x86_64")
+    return (
+        sys.implementation.name == "cpython"
+        and sys.version_info[:2] == (3, 11)
+        and sys.platform.startswith("linux")
+        and platform.machine() == "x86_64"
+    )
 
 
 def locked_entries(*names: str) -> str:
@@ -106,10 +110,12 @@ def setup(with_data: bool = True) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     use_lock = lock_applies()
     if not use_lock:
-        say(f"WARNING: {LOCK.name} is for CPython 3.11 on Linux x86_64, this is "
+        say(
+            f"WARNING: {LOCK.name} is for CPython 3.11 on Linux x86_64, this is "
             f"{sys.implementation.name} {sys.version.split()[0]} on {sys.platform} {platform.machine()}: "
             f"installing from pyproject.toml's version ranges and the pins in {PINS.name} instead, "
-            "the newest versions that fit, NOT the locked (tested) ones")
+            "the newest versions that fit, NOT the locked (tested) ones"
+        )
     if not STAMP.is_file() or STAMP.read_text() != wanted_stamp():
         say("installing packages (torch, DVC, Jupyter, papermill, nbval, ...): a few minutes the first time")
         pip = (PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check")
@@ -128,8 +134,17 @@ def setup(with_data: bool = True) -> None:
         say("packages are up to date")
     if not (VENV / "share" / "jupyter" / "kernels" / KERNEL / "kernel.json").is_file():
         say(f"registering the Jupyter kernel {KERNEL!r} inside .venv")
-        run(PY, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
-            "--display-name", "Python (nopeek-repro)")
+        run(
+            PY,
+            "-m",
+            "ipykernel",
+            "install",
+            "--sys-prefix",
+            "--name",
+            KERNEL,
+            "--display-name",
+            "Python (nopeek-repro)",
+        )
     if not with_data:
         return
     run(PY, "-m", "nopeek_repro.data", "materialise")
@@ -170,8 +185,9 @@ def main(argv: list[str]) -> int:
         params_file, rest = Path(rest[1]), rest[2:]
         if not params_file.is_file():
             named = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "params").glob("*.yaml"))
-            print(f"[kit] --params {params_file}: no such file; named parameter sets: {', '.join(named)}",
-                  file=sys.stderr)
+            print(
+                f"[kit] --params {params_file}: no such file; named parameter sets: {', '.join(named)}", file=sys.stderr
+            )
             return 2
     setup()
     if params_file is not None:

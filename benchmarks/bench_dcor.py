@@ -46,9 +46,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import Any, Callable, cast
 
 import torch
 
@@ -86,7 +88,9 @@ def _timed(fn: Callable[[], object], device: str) -> float:
     return time.perf_counter() - t
 
 
-def _median_times(fns: dict[str, Callable[[], object]], repeat: int, device: str, warm: bool = True) -> dict[str, float]:
+def _median_times(
+    fns: Mapping[str, Callable[[], object]], repeat: int, device: str, warm: bool = True
+) -> dict[str, float]:
     """Median time of each function; one warm-up each, then ``repeat`` rounds in alternation."""
     for fn in fns.values() if warm else ():
         fn()
@@ -173,9 +177,12 @@ def numpy_blas_info() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover
         return f"threadpoolctl not installed; OPENBLAS_* variables: {env}"
-    libs = [f"{i.get('internal_api')} {i.get('version') or ''} {i.get('architecture') or ''} "
-            f"({i.get('num_threads')} threads, {os.path.basename(str(i.get('filepath', '')))})".replace("  ", " ")
-            for i in threadpool_info() if i.get("user_api") == "blas"]
+    libs = [
+        f"{i.get('internal_api')} {i.get('version') or ''} {i.get('architecture') or ''} "
+        f"({i.get('num_threads')} threads, {os.path.basename(str(i.get('filepath', '')))})".replace("  ", " ")
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
     return f"NumPy BLAS: {'; '.join(libs) or 'none found'}; OPENBLAS_* variables: {env}"
 
 
@@ -184,6 +191,7 @@ def numpy_blas_info() -> str:
 
 def _naive_dcor(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The peers' way: O(n^2 d) broadcast distances (Euclidean), double centring, V-statistic."""
+
     def centred(t: torch.Tensor) -> torch.Tensor:
         d = (t[:, None, :] - t[None, :, :]).norm(dim=-1)
         return d - d.mean(0, keepdim=True) - d.mean(1, keepdim=True) + d.mean()
@@ -220,12 +228,16 @@ def _inputs(n: int, dz: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def dcor_table(ns: list[int], dzs: list[int], repeat: int, device: str, max_gib: float, threads: int) -> list[dict]:
+    dcor_pkg: ModuleType | None
     try:
         import dcor as dcor_pkg
     except ImportError:  # pragma: no cover - dcor is a test dependency
         dcor_pkg = None
-    print(f"{'n':>6} {'d_z':>6} | {'kit fwd':>12} {'kit fwd+bwd':>12} {'floor':>12} {'dcor pkg':>12} {'naive':>12} | "
-          f"{'kit/floor':>10} {'dcor pkg/kit':>12} | {'kit MiB':>8} {'pkg MiB':>8}", flush=True)
+    print(
+        f"{'n':>6} {'d_z':>6} | {'kit fwd':>12} {'kit fwd+bwd':>12} {'floor':>12} {'dcor pkg':>12} {'naive':>12} | "
+        f"{'kit/floor':>10} {'dcor pkg/kit':>12} | {'kit MiB':>8} {'pkg MiB':>8}",
+        flush=True,
+    )
     rows = []
     for n in ns:
         for dz in dzs:
@@ -245,16 +257,28 @@ def dcor_table(ns: list[int], dzs: list[int], repeat: int, device: str, max_gib:
                     gz = z @ z.T
                     _ = gz @ z
 
-            fwd(), floor(), fwd_bwd()  # warm-up
+            fwd()  # warm-up
+            floor()
+            fwd_bwd()
             with PeakMemory(device) as peak:  # (a second warm-up for fwd+bwd)
                 fwd_bwd()
             t = _median_times({"kit_fwd": fwd, "kit_fwd_bwd": fwd_bwd, "floor": floor}, repeat, device, warm=False)
-            row = {"n": n, "d_z": dz, **t, "kit_mib": peak.mib, "naive": None, "dcor_pkg": None, "pkg_mib": None,
-                   "pkg_need_gib": pkg_need_gib(n, dz)}
+            row: dict[str, Any] = {
+                "n": n,
+                "d_z": dz,
+                **t,
+                "kit_mib": peak.mib,
+                "naive": None,
+                "dcor_pkg": None,
+                "pkg_mib": None,
+                "pkg_need_gib": pkg_need_gib(n, dz),
+            }
             if naive_need_gib(n, dz) <= max_gib:
+
                 def naive() -> None:
                     z.grad = None
                     _naive_dcor(x, z).backward()
+
                 row["naive"] = _median_times({"naive": naive}, max(1, repeat // 2), device)["naive"]
             if dcor_pkg is not None and row["pkg_need_gib"] <= max_gib:
                 xn, zn = x.double().cpu().numpy(), z.detach().double().cpu().numpy()
@@ -263,21 +287,27 @@ def dcor_table(ns: list[int], dzs: list[int], repeat: int, device: str, max_gib:
                     with PeakMemory("cpu") as ppeak:  # (a second warm-up)
                         dcor_pkg.distance_correlation(xn, zn)
                     row["dcor_pkg"] = statistics.median(
-                        _timed(lambda: dcor_pkg.distance_correlation(xn, zn), "cpu") for _ in range(max(1, repeat // 2)))
+                        _timed(lambda: dcor_pkg.distance_correlation(xn, zn), "cpu") for _ in range(max(1, repeat // 2))
+                    )
                 row["pkg_mib"] = ppeak.mib
                 del xn, zn
             rows.append(row)
             _print_row(row)
-            x = z = None  # free this size's inputs before the next (the closures above are not called again)
+            # free this size's inputs before the next (the closures above are not called again); x and z stay
+            # typed Tensor for those closures, so the type checker is told to accept the None
+            x = z = None  # type: ignore[assignment]
     return rows
 
 
 def _print_row(r: dict) -> None:
     vs_floor = r["kit_fwd_bwd"] / r["floor"]
     vs_pkg = f"{r['dcor_pkg'] / r['kit_fwd_bwd']:11.1f}x" if r["dcor_pkg"] else f"(needs {r['pkg_need_gib']:.1f} GiB)"
-    print(f"{r['n']:>6} {r['d_z']:>6} | {_fmt(r['kit_fwd']):>12} {_fmt(r['kit_fwd_bwd']):>12} {_fmt(r['floor']):>12} "
-          f"{_fmt(r['dcor_pkg']):>12} {_fmt(r['naive']):>12} | {vs_floor:9.2f}x {vs_pkg:>12} | "
-          f"{_fmt_mib(r['kit_mib']):>8} {_fmt_mib(r['pkg_mib']):>8}", flush=True)
+    print(
+        f"{r['n']:>6} {r['d_z']:>6} | {_fmt(r['kit_fwd']):>12} {_fmt(r['kit_fwd_bwd']):>12} {_fmt(r['floor']):>12} "
+        f"{_fmt(r['dcor_pkg']):>12} {_fmt(r['naive']):>12} | {vs_floor:9.2f}x {vs_pkg:>12} | "
+        f"{_fmt_mib(r['kit_mib']):>8} {_fmt_mib(r['pkg_mib']):>8}",
+        flush=True,
+    )
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -315,10 +345,14 @@ def dcor_pkg_with_cdist(n: int, dz: int, repeat: int, threads: int) -> tuple[flo
         x, z = _inputs(n, dz, "cpu")
         xn, zn = x.double().numpy(), z.detach().double().numpy()
         default = float(dcor_pkg.distance_correlation(xn, zn)) if pkg_need_gib(n, dz) <= 5 else None
-        with mock.patch.object(dd, "_can_be_numpy_double", lambda a: isinstance(a, np.ndarray) and a.dtype == np.float64):
+        with mock.patch.object(
+            dd, "_can_be_numpy_double", lambda a: isinstance(a, np.ndarray) and a.dtype == np.float64
+        ):
             with _blas_limits(threads):
                 value = float(dcor_pkg.distance_correlation(xn, zn))
-                t = statistics.median(_timed(lambda: dcor_pkg.distance_correlation(xn, zn), "cpu") for _ in range(repeat))
+                t = statistics.median(
+                    _timed(lambda: dcor_pkg.distance_correlation(xn, zn), "cpu") for _ in range(repeat)
+                )
         return t, (abs(value - default) if default is not None else float("nan"))
     except Exception:  # noqa: BLE001 - informational only
         return None
@@ -327,9 +361,23 @@ def dcor_pkg_with_cdist(n: int, dz: int, repeat: int, threads: int) -> tuple[flo
 def dcor_pkg_without_openblas_env(n: int, dz: int, repeat: int, threads: int) -> float | None:
     """The dcor package's time in a child process whose environment has no OPENBLAS_* variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENBLAS_")}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_dcor", "--threads", str(threads),
-                           "--dcor-pkg-child", str(n), str(dz), str(repeat)], env=env, capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_dcor",
+            "--threads",
+            str(threads),
+            "--dcor-pkg-child",
+            str(n),
+            str(dz),
+            str(repeat),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         return float(proc.stdout.split()[-1]) if proc.returncode == 0 else None
     except (IndexError, ValueError):
@@ -347,7 +395,7 @@ def leakage_child(n: int, dz: int, device: str) -> None:
     out = leakage(x, z, block_size=1024)
     _sync(device)
     secs = time.perf_counter() - t
-    peak = (_proc_kib("VmHWM") or -1024**2) / 1024**2  # this process image's peak RSS (GiB), -1 if unknown
+    peak = (_proc_kib("VmHWM") or -(1024**2)) / 1024**2  # this process image's peak RSS (GiB), -1 if unknown
     print(f"{secs:.3f} {out['dcor']:.6f} {out['dcor_unbiased_sqr']:.6f} {before:.4f} {peak:.4f}")
 
 
@@ -358,8 +406,23 @@ def leakage_measure(n: int, dz: int, device: str = "cpu", threads: int = 2) -> t
     shared between fork and exec, i.e. this (large) benchmark process, so it is only the fallback.
     """
     _malloc_trim()
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_dcor", "--threads", str(threads), "--device", device,
-                             "--leakage-child", str(n), str(dz)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_dcor",
+            "--threads",
+            str(threads),
+            "--device",
+            device,
+            "--leakage-child",
+            str(n),
+            str(dz),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     out_text = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = status
@@ -398,14 +461,15 @@ def training_overhead(repeat: int, device: str) -> tuple[float, float]:
 # ----------------------------------------------------------------------------- targets
 
 
-def _target_lines(rows: list[dict], leak: tuple | None,
-                  leak_n: int, step_ratio: float) -> list[tuple[str, str, str]]:
+def _target_lines(rows: list[dict], leak: tuple | None, leak_n: int, step_ratio: float) -> list[tuple[str, str, str]]:
     out = []
     # 1. kit fwd+bwd vs the dcor package's forward at n = 256, d_z = 6272
     name = f"DCOR fwd+bwd vs dcor pkg fwd, n={TARGET_PKG_POINT[0]}, d_z={TARGET_PKG_POINT[1]}: >= {TARGET_VS_PKG:.0f}x"
     row = next((r for r in rows if (r["n"], r["d_z"]) == TARGET_PKG_POINT), None)
     if row is None or row["dcor_pkg"] is None:
-        why = "not in this grid" if row is None else f"dcor pkg skipped (needs {row['pkg_need_gib']:.1f} GiB > --max-gib)"
+        why = (
+            "not in this grid" if row is None else f"dcor pkg skipped (needs {row['pkg_need_gib']:.1f} GiB > --max-gib)"
+        )
         out.append((name, "-", f"not measured ({why})"))
     else:
         got = row["dcor_pkg"] / row["kit_fwd_bwd"]
@@ -415,8 +479,10 @@ def _target_lines(rows: list[dict], leak: tuple | None,
         else:
             status = f"NOT met ({TARGET_VS_PKG / got:.1f}x short)"
             if bound < TARGET_VS_PKG:
-                status += (f"; unreachable for any exact method: the floor alone takes {_fmt(row['floor']).strip()}, "
-                           f"dcor pkg / floor = {bound:.0f}x < {TARGET_VS_PKG:.0f}x")
+                status += (
+                    f"; unreachable for any exact method: the floor alone takes {_fmt(row['floor']).strip()}, "
+                    f"dcor pkg / floor = {bound:.0f}x < {TARGET_VS_PKG:.0f}x"
+                )
         measured = f"{got:.1f}x (dcor pkg {_fmt(row['dcor_pkg']).strip()}, kit {_fmt(row['kit_fwd_bwd']).strip()})"
         out.append((name, measured, status))
     # 2. kit fwd+bwd vs the floor for n >= 1024
@@ -428,11 +494,19 @@ def _target_lines(rows: list[dict], leak: tuple | None,
         worst = max(big, key=lambda r: r["kit_fwd_bwd"] / r["floor"])
         ratio = worst["kit_fwd_bwd"] / worst["floor"]
         status = "met" if ratio <= TARGET_VS_FLOOR else f"NOT met (by {ratio / TARGET_VS_FLOOR:.2f}x)"
-        out.append((name, f"worst {ratio:.2f}x (n={worst['n']}, d_z={worst['d_z']}), "
-                          f"best {min(r['kit_fwd_bwd'] / r['floor'] for r in big):.2f}x", status))
+        out.append(
+            (
+                name,
+                f"worst {ratio:.2f}x (n={worst['n']}, d_z={worst['d_z']}), "
+                f"best {min(r['kit_fwd_bwd'] / r['floor'] for r in big):.2f}x",
+                status,
+            )
+        )
     # 3. blocked leakage
-    name = (f"blocked leakage n={TARGET_LEAK_N}, d_z={TARGET_LEAK_DZ}: <= {TARGET_LEAK_S:.0f} s, "
-            f"<= {TARGET_LEAK_BYTES / 1e9:.0f} GB peak")
+    name = (
+        f"blocked leakage n={TARGET_LEAK_N}, d_z={TARGET_LEAK_DZ}: <= {TARGET_LEAK_S:.0f} s, "
+        f"<= {TARGET_LEAK_BYTES / 1e9:.0f} GB peak"
+    )
     if leak is None:
         out.append((name, "-", "not measured"))
     else:
@@ -469,10 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.leakage_child:
-        leakage_child(*args.leakage_child, args.device)
+        leakage_child(*cast("tuple[int, int]", args.leakage_child), args.device)  # nargs=2
         return 0
     if args.dcor_pkg_child:
-        dcor_pkg_child(*args.dcor_pkg_child, args.threads)
+        dcor_pkg_child(*cast("tuple[int, int, int]", args.dcor_pkg_child), args.threads)  # nargs=3
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda: no CUDA device is available", file=sys.stderr)
@@ -480,36 +554,50 @@ def main(argv: list[str] | None = None) -> int:
     ns, dzs = ([64, 256], [784, 6272]) if args.quick else ([64, 256, 1024, 4096], [784, 6272, 16384])
     leak_n = 2000 if args.quick else TARGET_LEAK_N
     dev_name = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({os.cpu_count()} cores visible)"
-    print(f"# DCOR benchmark: torch {torch.__version__}, device {dev_name}, {args.threads} threads, "
-          f"float32, d_x = {D_X}, median of {args.repeat}")
+    print(
+        f"# DCOR benchmark: torch {torch.__version__}, device {dev_name}, {args.threads} threads, "
+        f"float32, d_x = {D_X}, median of {args.repeat}"
+    )
     print(f"# {numpy_blas_info()}")
-    print("# floor = X X^T + Z Z^T + (Z Z^T) @ Z; dcor pkg = dcor.distance_correlation on float64 NumPy arrays "
-          "(forward only); naive = broadcast torch version (forward+backward); MiB = peak memory added")
+    print(
+        "# floor = X X^T + Z Z^T + (Z Z^T) @ Z; dcor pkg = dcor.distance_correlation on float64 NumPy arrays "
+        "(forward only); naive = broadcast torch version (forward+backward); MiB = peak memory added"
+    )
     rows = dcor_table(ns, dzs, args.repeat, args.device, args.max_gib, args.threads)
 
     # the dcor package without the OPENBLAS_* variables (child process), at the target point or the largest run
     pkg_rows = [r for r in rows if r["dcor_pkg"] is not None]
     if pkg_rows:
-        ref = next((r for r in pkg_rows if (r["n"], r["d_z"]) == TARGET_PKG_POINT), max(pkg_rows, key=lambda r: r["dcor_pkg"]))
+        ref = next(
+            (r for r in pkg_rows if (r["n"], r["d_z"]) == TARGET_PKG_POINT), max(pkg_rows, key=lambda r: r["dcor_pkg"])
+        )
         clean = dcor_pkg_without_openblas_env(ref["n"], ref["d_z"], max(1, args.repeat // 2), args.threads)
-        print(f"# dcor pkg at n={ref['n']}, d_z={ref['d_z']}: {_fmt(ref['dcor_pkg']).strip()} here, "
-              f"{_fmt(clean).strip()} in a child without OPENBLAS_* variables (its multivariate path makes no BLAS "
-              f"call; its fast methods are for 1-D data only); dcor pkg / floor there = "
-              f"{ref['dcor_pkg'] / ref['floor']:.0f}x bounds what any exact method can gain")
+        print(
+            f"# dcor pkg at n={ref['n']}, d_z={ref['d_z']}: {_fmt(ref['dcor_pkg']).strip()} here, "
+            f"{_fmt(clean).strip()} in a child without OPENBLAS_* variables (its multivariate path makes no BLAS "
+            f"call; its fast methods are for 1-D data only); dcor pkg / floor there = "
+            f"{ref['dcor_pkg'] / ref['floor']:.0f}x bounds what any exact method can gain"
+        )
         forced = dcor_pkg_with_cdist(ref["n"], ref["d_z"], max(1, args.repeat // 2), args.threads)
         if forced is not None:
-            print(f"# dcor pkg at n={ref['n']}, d_z={ref['d_z']} with its SciPy cdist path forced (dcor 0.7 never takes "
-                  f"it for NumPy arrays: _can_be_numpy_double compares the array-api-compat namespace with numpy): "
-                  f"{_fmt(forced[0]).strip()} (same value to {forced[1]:.0e}); kit fwd+bwd is "
-                  f"{forced[0] / ref['kit_fwd_bwd']:.1f}x faster than that, the floor {forced[0] / ref['floor']:.1f}x")
+            print(
+                f"# dcor pkg at n={ref['n']}, d_z={ref['d_z']} with its SciPy cdist path forced (dcor 0.7 never takes "
+                f"it for NumPy arrays: _can_be_numpy_double compares the array-api-compat namespace with numpy): "
+                f"{_fmt(forced[0]).strip()} (same value to {forced[1]:.0e}); kit fwd+bwd is "
+                f"{forced[0] / ref['kit_fwd_bwd']:.1f}x faster than that, the floor {forced[0] / ref['floor']:.1f}x"
+            )
 
     leak = leakage_measure(leak_n, TARGET_LEAK_DZ, args.device, args.threads)
-    print(f"# blocked leakage DCOR, n = {leak_n}, d_z = {TARGET_LEAK_DZ}, float64 blocks of 1024: {leak[0]:.1f} s, "
-          f"peak memory {leak[1]:.2f} GiB of the child process, {leak[4]:.2f} GiB of it before the call "
-          f"(interpreter, torch, the float32 inputs) (DCOR {leak[2]:.4f}, bias-corrected dCor^2 {leak[3]:.5f})")
+    print(
+        f"# blocked leakage DCOR, n = {leak_n}, d_z = {TARGET_LEAK_DZ}, float64 blocks of 1024: {leak[0]:.1f} s, "
+        f"peak memory {leak[1]:.2f} GiB of the child process, {leak[4]:.2f} GiB of it before the call "
+        f"(interpreter, torch, the float32 inputs) (DCOR {leak[2]:.4f}, bias-corrected dCor^2 {leak[3]:.5f})"
+    )
     plain, nopeek = training_overhead(args.repeat, args.device)
-    print(f"# training step, batch 64, default CNN: plain {plain * 1e3:.1f} ms, NoPeek {nopeek * 1e3:.1f} ms, "
-          f"ratio {nopeek / plain:.2f}")
+    print(
+        f"# training step, batch 64, default CNN: plain {plain * 1e3:.1f} ms, NoPeek {nopeek * 1e3:.1f} ms, "
+        f"ratio {nopeek / plain:.2f}"
+    )
 
     print("# targets (all measured above, in this run)")
     lines = _target_lines(rows, leak, leak_n, nopeek / plain)

@@ -67,14 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         for name, fmt in layouts.items():
             t, losses[name] = steps(fmt, z, x, n)
             times[name].append(t)
-    print(f"# decoder step benchmark: torch {torch.__version__}, {args.threads} threads, batch 64, {n} steps x "
-          f"{rounds} rounds, median")
+    print(
+        f"# decoder step benchmark: torch {torch.__version__}, {args.threads} threads, batch 64, {n} steps x "
+        f"{rounds} rounds, median"
+    )
     med = {k: statistics.median(v) for k, v in times.items()}
     for name in layouts:
         print(f"{name:22s} {med[name] * 1e3:7.2f} ms/step")
     a, b = med.values()
-    print(f"ratio NCHW / NHWC: {a / b:.2f}x; last losses {losses} (differ by "
-          f"{abs(losses['NCHW (contiguous)'] - losses['NHWC (channels last)']):.2e})")
+    print(
+        f"ratio NCHW / NHWC: {a / b:.2f}x; last losses {losses} (differ by "
+        f"{abs(losses['NCHW (contiguous)'] - losses['NHWC (channels last)']):.2e})"
+    )
     return 0
 
 

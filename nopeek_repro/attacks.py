@@ -52,6 +52,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -145,8 +146,10 @@ class FitLog:
 def _mse(model: nn.Module, z: Tensor, x: Tensor, batch_size: int = 512) -> float:
     model.eval()
     dev = next(model.parameters()).device
-    total = sum(float(F.mse_loss(model(z[i:i + batch_size].to(dev)), x[i:i + batch_size].to(dev), reduction="sum"))
-                for i in range(0, len(z), batch_size))
+    total = sum(
+        float(F.mse_loss(model(z[i : i + batch_size].to(dev)), x[i : i + batch_size].to(dev), reduction="sum"))
+        for i in range(0, len(z), batch_size)
+    )
     return total / x.numel()
 
 
@@ -164,8 +167,9 @@ def _start_at_mean_intensity(decoder: nn.Module, x: Tensor) -> None:
         last.bias.copy_(torch.logit(mean).to(last.bias))
 
 
-def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: AttackParams, seed: int,
-                device: torch.device) -> tuple[nn.Module, FitLog]:
+def fit_decoder(
+    z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: AttackParams, seed: int, device: torch.device
+) -> tuple[nn.Module, FitLog]:
     """Train a decoder Z -> X on ``(z, x)`` (MSE, Adam) until its MSE on ``(z_hold, x_hold)`` stops improving.
 
     The decoder sees Z standardised per channel with the statistics of ``z``. Evaluated on the
@@ -179,13 +183,19 @@ def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: At
     torch.manual_seed(seed)
     decoder = nn.Sequential(
         Standardize.fit(z),
-        build_decoder(params.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]), width=params.decoder_width),
+        build_decoder(
+            params.decoder,
+            tuple(z.shape[1:]),
+            cast("tuple[int, int, int]", tuple(x.shape[1:])),
+            width=params.decoder_width,
+        ),
     )
     _start_at_mean_intensity(decoder, x)
     # NHWC ("channels last") convolutions: the decoder trains ~17 % faster on the CPU, same math
     # (benchmarks/bench_decoder.py); deterministic like the default layout, not bitwise equal to it
     fmt = torch.channels_last if z.dim() == 4 else torch.contiguous_format
-    decoder = decoder.to(device, memory_format=fmt)
+    # torch's Module.to overloads do not accept device and memory_format together; the runtime does
+    decoder = decoder.to(device, memory_format=fmt)  # type: ignore[call-overload]
     opt = torch.optim.Adam(decoder.parameters(), lr=params.decoder_lr)
     order = torch.Generator().manual_seed(seed)
     fit = FitLog()
@@ -228,6 +238,10 @@ def fit_decoder(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, params: At
 
 class Ridge(nn.Module):
     """A fitted linear map ``x = W (z - mean_z) + mean_x`` (float64 inside), images clamped to [0, 1]."""
+
+    w: Tensor  # buffers (registered in __init__), declared for the type checker
+    mean_z: Tensor
+    mean_x: Tensor
 
     def __init__(self, w: Tensor, mean_z: Tensor, mean_x: Tensor, x_shape: tuple[int, ...]) -> None:
         super().__init__()
@@ -279,6 +293,8 @@ def fit_ridge(z: Tensor, x: Tensor, z_hold: Tensor, x_hold: Tensor, grid: list[f
 class MeanImage(nn.Module):
     """The no-information attack: the mean leaked image, whatever the activations."""
 
+    image: Tensor  # a buffer (registered in __init__), declared for the type checker
+
     def __init__(self, x: Tensor) -> None:
         super().__init__()
         self.register_buffer("image", x.double().mean(0).to(x.dtype))
@@ -288,9 +304,17 @@ class MeanImage(nn.Module):
         return self.image.expand(len(z), *self.image.shape).clone()
 
 
-def attack_pairs(z_leak: Tensor, x_leak: Tensor, z_eval: Tensor, x_eval: Tensor, y_eval: Tensor,
-                 params: AttackParams, seed: int, device: torch.device, classifier: nn.Module | None = None
-                 ) -> tuple[dict[str, float | str], Tensor]:
+def attack_pairs(
+    z_leak: Tensor,
+    x_leak: Tensor,
+    z_eval: Tensor,
+    x_eval: Tensor,
+    y_eval: Tensor,
+    params: AttackParams,
+    seed: int,
+    device: torch.device,
+    classifier: nn.Module | None = None,
+) -> tuple[dict[str, float | str], Tensor]:
     """Every attack of :data:`ATTACKS` on the leaked pairs, the strongest chosen on their held-out slice.
 
     Returns the metrics (the strongest attack's ``recon_*`` / ``attack_accuracy`` and its name as
@@ -311,38 +335,66 @@ def attack_pairs(z_leak: Tensor, x_leak: Tensor, z_eval: Tensor, x_eval: Tensor,
         recons[name] = reconstruct(model, z_eval)
         scores[name] = score(recons[name], x_eval, y_eval, classifier)
         out[f"{name}_holdout_mse"] = held[name]
-        out.update({f"{name}_{k}": v for k, v in scores[name].items()
-                    if k in ("recon_mse", "recon_ssim", "attack_accuracy")})
+        out.update(
+            {f"{name}_{k}": v for k, v in scores[name].items() if k in ("recon_mse", "recon_ssim", "attack_accuracy")}
+        )
     strongest = min(ATTACKS, key=lambda a: (held[a], ATTACKS.index(a)))
-    out = {**scores[strongest], "strongest_attack": strongest, **out,
-           "decoder_steps": log_.steps, "decoder_best_step": log_.best_step, "decoder_hit_cap": int(log_.hit_cap),
-           "decoder_lr_drops": log_.lr_drops,
-           "decoder_budget_25": log_.budget(0.25), "decoder_budget_50": log_.budget(0.5),
-           "ridge_r": r, "ridge_on_edge": int(on_edge), "n_leaked": len(x_leak), "n_holdout": len(hold)}
+    out = {
+        **scores[strongest],
+        "strongest_attack": strongest,
+        **out,
+        "decoder_steps": log_.steps,
+        "decoder_best_step": log_.best_step,
+        "decoder_hit_cap": int(log_.hit_cap),
+        "decoder_lr_drops": log_.lr_drops,
+        "decoder_budget_25": log_.budget(0.25),
+        "decoder_budget_50": log_.budget(0.5),
+        "ridge_r": r,
+        "ridge_on_edge": int(on_edge),
+        "n_leaked": len(x_leak),
+        "n_holdout": len(hold),
+    }
     if log_.hit_cap:
-        log.warning("decoder seed %d hit attack.max_steps = %d while still improving its held-out MSE",
-                    seed, params.max_steps)
+        log.warning(
+            "decoder seed %d hit attack.max_steps = %d while still improving its held-out MSE", seed, params.max_steps
+        )
     return out, recons[strongest]
 
 
-def decoder_attack(client: Client, split: Split, params: AttackParams, seed: int,
-                   leak_fraction: float | None = None, classifier: nn.Module | None = None) -> AttackResult:
+def decoder_attack(
+    client: Client,
+    split: Split,
+    params: AttackParams,
+    seed: int,
+    leak_fraction: float | None = None,
+    classifier: nn.Module | None = None,
+) -> AttackResult:
     """Leaked training pairs -> every attack -> the strongest, scored on the held-out test images (module doc)."""
     fraction = params.leak_fraction if leak_fraction is None else leak_fraction
     client.reset_noise(seed)  # the same noise draws whatever other attacks ran before this one
     leaked = leak_indices(len(split.x_train), fraction, seed)
     x_leak = split.x_train[leaked]
     z_leak = client.activations(x_leak)  # what the server saw for these inputs
-    metrics, recon = attack_pairs(z_leak, x_leak, client.activations(split.x_test), split.x_test, split.y_test,
-                                  params, seed, client.device, classifier)
+    metrics, recon = attack_pairs(
+        z_leak,
+        x_leak,
+        client.activations(split.x_test),
+        split.x_test,
+        split.y_test,
+        params,
+        seed,
+        client.device,
+        classifier,
+    )
     metrics["leak_fraction"] = fraction
     log.info("attack seed %d leak %g: %s", seed, fraction, metrics)
     shown = example_indices(split.y_test, params.n_examples)
     return AttackResult(metrics, recon[shown].numpy(), leaked)
 
 
-def authors_attack(client: Client, split: Split, params: AttackParams, seed: int,
-                   classifier: nn.Module | None = None) -> dict[str, float | str]:
+def authors_attack(
+    client: Client, split: Split, params: AttackParams, seed: int, classifier: nn.Module | None = None
+) -> dict[str, float | str]:
     """The authors' protocol: every attack on ``authors_split`` of the test-set pairs, scored on the rest.
 
     Returns the strongest attack's metrics and its name with an ``authors_`` prefix
@@ -352,8 +404,17 @@ def authors_attack(client: Client, split: Split, params: AttackParams, seed: int
     fit, held = authors_indices(len(split.x_test), params.authors_split, seed)
     client.reset_noise(seed)
     z_test = client.activations(split.x_test)
-    metrics, _ = attack_pairs(z_test[fit], split.x_test[fit], z_test[held], split.x_test[held], split.y_test[held],
-                              params, seed, client.device, classifier)
+    metrics, _ = attack_pairs(
+        z_test[fit],
+        split.x_test[fit],
+        z_test[held],
+        split.x_test[held],
+        split.y_test[held],
+        params,
+        seed,
+        client.device,
+        classifier,
+    )
     keep = ("recon_mse", "recon_psnr", "recon_ssim", "attack_accuracy", "strongest_attack")
     return {f"authors_{k}": metrics[k] for k in keep if k in metrics}
 
@@ -426,9 +487,14 @@ def train_classifier(split: Split, train_params: TrainParams, params: AttackPara
             break
     net.load_state_dict(best_state)
     net.eval()
-    info = JudgeInfo(clean_accuracy=accuracy(predict(net, split.x_test), split.y_test), val_accuracy=best,
-                     epochs=epoch, best_epoch=best_epoch,
-                     hit_cap=epoch == params.classifier_epochs and best_epoch == epoch, seed=seed)
+    info = JudgeInfo(
+        clean_accuracy=accuracy(predict(net, split.x_test), split.y_test),
+        val_accuracy=best,
+        epochs=epoch,
+        best_epoch=best_epoch,
+        hit_cap=epoch == params.classifier_epochs and best_epoch == epoch,
+        seed=seed,
+    )
     return net, info
 
 

@@ -46,8 +46,10 @@ def _as_written(value: int | float) -> int | float:
     """A sweep value names its DVC stage and folders as written (``1000.0`` -> ``nopeek-a1000.0``),
     while run names use the shortest form (``nopeek-a1000``): whole numbers must be written as such."""
     if isinstance(value, float) and value.is_integer():
-        raise ValueError(f"write whole numbers without a decimal point ({int(value)}, not {value}): "
-                         "DVC names the stage and its output folders after the value as written")
+        raise ValueError(
+            f"write whole numbers without a decimal point ({int(value)}, not {value}): "
+            "DVC names the stage and its output folders after the value as written"
+        )
     return value
 
 
@@ -77,17 +79,22 @@ class DataParams(_Section):
     the test part.
     """
 
-    dataset: Dataset = Field("mnist-sample", description="mnist-sample (embedded), mnist, fashion-mnist, cifar10, "
-                             "utkface, folder, npz")
-    source: str | None = Field(None, validate_default=True,
-                               description="folder / npz only: the path under data/ of your own images")
-    image_size: int | None = Field(None, ge=8, le=512,
-                                   description="resize to this square size (utkface; folders of mixed sizes); null = keep")
+    dataset: Dataset = Field(
+        "mnist-sample", description="mnist-sample (embedded), mnist, fashion-mnist, cifar10, utkface, folder, npz"
+    )
+    source: str | None = Field(
+        None, validate_default=True, description="folder / npz only: the path under data/ of your own images"
+    )
+    image_size: int | None = Field(
+        None, ge=8, le=512, description="resize to this square size (utkface; folders of mixed sizes); null = keep"
+    )
     task: Literal["gender", "race"] = Field("gender", description="utkface only: the label the model predicts")
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0,
-                                 description="held-out test part: never trained on, never leaked to the attacker")
-    val_fraction: float = Field(0.1, gt=0.0, le=0.5,
-                                description="of the training part: the validation part, where every selection is made")
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="held-out test part: never trained on, never leaked to the attacker"
+    )
+    val_fraction: float = Field(
+        0.1, gt=0.0, le=0.5, description="of the training part: the validation part, where every selection is made"
+    )
     split_seed: Seed = Field(0, description="seed of the test and validation draws")
     n_train: int | None = Field(None, ge=16, description="cap on the training images (null = all)")
     n_test: int | None = Field(None, ge=16, description="cap on the test images (null = all)")
@@ -112,11 +119,15 @@ class ModelParams(_Section):
     """
 
     arch: Arch = Field("cnn", description="cnn (2 conv blocks), resnet29 (the authors' CIFAR-10 ResNet-v2), utkface")
-    depth: int | None = Field(None, ge=11, le=200,
-                              description="ResNet-v2 depth 9k+2 for resnet29 / utkface (null = the architecture's own)")
-    cut_layer: int | str | None = Field(None, validate_default=True,
-                                        description="the last client unit (name or 1-based count; null = the "
-                                        "architecture's default: cnn block1, Z = 16x14x14)")
+    depth: int | None = Field(
+        None, ge=11, le=200, description="ResNet-v2 depth 9k+2 for resnet29 / utkface (null = the architecture's own)"
+    )
+    cut_layer: int | str | None = Field(
+        None,
+        validate_default=True,
+        description="the last client unit (name or 1-based count; null = the "
+        "architecture's default: cnn block1, Z = 16x14x14)",
+    )
 
     @field_validator("cut_layer")
     @classmethod
@@ -145,7 +156,8 @@ class TrainParams(_Section):
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0, description="Adam, client and server")
     lr_milestones: list[Annotated[int, Field(ge=1)]] = Field(
-        [], description="epochs at which the learning rate is multiplied by lr_gamma (step decay)")
+        [], description="epochs at which the learning rate is multiplied by lr_gamma (step decay)"
+    )
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     alpha_task: float = Field(1.0, gt=0.0, description="weight of the cross-entropy term")
     threads: int = Field(2, ge=1, description="torch CPU threads (fixed for bitwise-repeatable CPU runs)")
@@ -155,15 +167,17 @@ class TrainParams(_Section):
 class NopeekParams(_Section):
     """The NoPeek sweep: one model per ``alpha_dcor`` (0 would be the baseline)."""
 
-    alpha_dcor: list[SweepValue] = Field([10, 30, 100], min_length=1,
-                                         description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE")
+    alpha_dcor: list[SweepValue] = Field(
+        [10, 30, 100], min_length=1, description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE"
+    )
 
 
 class NoiseParams(_Section):
     """The uniform-noise baseline defence: U(-b, b) on the activations, one model per b."""
 
-    scale: list[SweepValue] = Field([2, 4, 8], min_length=1,
-                                    description="one uniform-noise model per b: Z + U(-b, b), train and test time")
+    scale: list[SweepValue] = Field(
+        [2, 4, 8], min_length=1, description="one uniform-noise model per b: Z + U(-b, b), train and test time"
+    )
 
 
 class AttackParams(_Section):
@@ -188,30 +202,46 @@ class AttackParams(_Section):
     Adam at ``classifier_lr``. ``batch_size`` is the decoder's and the judge's mini-batch.
     """
 
-    leak_fraction: float = Field(0.5, gt=0.0, le=1.0,
-                                 description="share of the training set whose (X, Z) pairs the attacker holds")
+    leak_fraction: float = Field(
+        0.5, gt=0.0, le=1.0, description="share of the training set whose (X, Z) pairs the attacker holds"
+    )
     leak_sweep: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
-        [0.01], description="further leak fractions, attacked too (the leak-fraction figure)")
-    sweep_seeds: int | None = Field(1, ge=1, description="the leak sweep and the authors' protocol attack the first "
-                                    "N seeds (null = all)")
-    authors_split: float | None = Field(None, gt=0.0, lt=1.0,
-                                        description="the authors' protocol: train on this share of the test-set pairs, "
-                                        "score on the rest (0.9 as theirs; null = skip)")
-    holdout_fraction: float = Field(0.1, gt=0.0, le=0.5, description="leaked pairs held out from fitting: early "
-                                    "stopping, ridge regulariser, strongest attack")
-    decoder: Literal["simple", "resnet"] = Field("simple", description="simple (small upsampling CNN) or resnet "
-                                                 "(the authors' ResNet generator)")
+        [0.01], description="further leak fractions, attacked too (the leak-fraction figure)"
+    )
+    sweep_seeds: int | None = Field(
+        1, ge=1, description="the leak sweep and the authors' protocol attack the first N seeds (null = all)"
+    )
+    authors_split: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="the authors' protocol: train on this share of the test-set pairs, "
+        "score on the rest (0.9 as theirs; null = skip)",
+    )
+    holdout_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        le=0.5,
+        description="leaked pairs held out from fitting: early stopping, ridge regulariser, strongest attack",
+    )
+    decoder: Literal["simple", "resnet"] = Field(
+        "simple", description="simple (small upsampling CNN) or resnet (the authors' ResNet generator)"
+    )
     decoder_width: int = Field(32, ge=4, le=512)
     max_steps: int = Field(1500, ge=1, description="decoder optimiser steps at most (reported when hit)")
     eval_every: int = Field(25, ge=1, description="decoder steps between evaluations on the held-out slice")
-    patience: int = Field(4, ge=1, description="evaluations without improvement before the decoder's lr drops "
-                          "(or it stops)")
-    min_improvement: float = Field(0.01, ge=0.0, lt=1.0, description="an evaluation improves when the held-out MSE "
-                                   "falls by more than this share")
+    patience: int = Field(
+        4, ge=1, description="evaluations without improvement before the decoder's lr drops (or it stops)"
+    )
+    min_improvement: float = Field(
+        0.01, ge=0.0, lt=1.0, description="an evaluation improves when the held-out MSE falls by more than this share"
+    )
     lr_drops: int = Field(2, ge=0, description="learning-rate drops (x 0.2) at plateaus; the next plateau stops it")
     ridge_grid: list[Annotated[float, Field(gt=0.0)]] = Field(
-        [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4], min_length=1,
-        description="ridge regularisers, relative to the mean squared norm of the centred Z")
+        [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4],
+        min_length=1,
+        description="ridge regularisers, relative to the mean squared norm of the centred Z",
+    )
     batch_size: int = Field(64, ge=2, description="the decoder's and the judge's mini-batch")
     decoder_lr: float = Field(1e-2, gt=0.0, description="Adam, the decoder")
     classifier_lr: float = Field(3e-3, gt=0.0, description="Adam, the judge")
@@ -242,7 +272,8 @@ class Params(_Section):
             raise ValueError(
                 f"attack.classifier_seed = {self.attack.classifier_seed} is also in train.seeds "
                 f"{list(self.train.seeds)}: the judge must not share initial weights or batch order with an "
-                "attacked model; allowed: any seed >= 0 outside train.seeds")
+                "attacked model; allowed: any seed >= 0 outside train.seeds"
+            )
         return self
 
 
@@ -321,13 +352,18 @@ def render(params: Params, source: str | None = None) -> str:
     out = [HEADER.format(what=what, args="" if source is None else f" --overlay {source}")]
     for name in Params.model_fields:
         section = getattr(params, name)
-        doc = re.sub(r":\w+:`([^`]*)`|``([^`]*)``", lambda m: m.group(1) or m.group(2),
-                     (type(section).__doc__ or "").strip().split("\n")[0])
+        doc = re.sub(
+            r":\w+:`([^`]*)`|``([^`]*)``",
+            lambda m: m.group(1) or m.group(2),
+            (type(section).__doc__ or "").strip().split("\n")[0],
+        )
         # DVC drops a blank line that follows a list: none there, so its rewrite changes nothing else
         gap = "" if out[-1].startswith("  - ") else "\n"
         out.append(f"{gap}{name}:  # {doc}\n" if doc else f"{gap}{name}:\n")
-        entries = [(_yaml_lines(key, getattr(section, key)), info.description)
-                   for key, info in type(section).model_fields.items()]
+        entries = [
+            (_yaml_lines(key, getattr(section, key)), info.description)
+            for key, info in type(section).model_fields.items()
+        ]
         width = min(max(len(lines[0]) for lines, _ in entries), 26) + 2  # aligned comments, unless a value is long
         for lines, desc in entries:
             first = f"  {lines[0]:<{width}}  # {desc}" if desc else f"  {lines[0]}"
@@ -364,9 +400,11 @@ def main(argv: list[str] | None = None) -> int:
     target = paths.resolve(args.file)
     if args.check:
         if not target.is_file() or target.read_text() != text:
-            print(f"{args.file} differs from what the models in nopeek_repro/config.py give: run "
-                  f"`python -m nopeek_repro.config write{'' if source is None else ' --overlay ' + source}`",
-                  file=sys.stderr)
+            print(
+                f"{args.file} differs from what the models in nopeek_repro/config.py give: run "
+                f"`python -m nopeek_repro.config write{'' if source is None else ' --overlay ' + source}`",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.file}: up to date")
         return 0

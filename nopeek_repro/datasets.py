@@ -50,7 +50,9 @@ def check_image_size(image_size: int | None) -> int | None:
     if image_size is None:
         return None
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise DataError(f"data.image_size = {image_size!r}: must be a positive whole number of pixels (or null = native size)")
+        raise DataError(
+            f"data.image_size = {image_size!r}: must be a positive whole number of pixels (or null = native size)"
+        )
     return int(image_size)
 
 
@@ -97,12 +99,15 @@ MNIST_FILES = tuple(IDX_STEMS.values())
 OFFICIAL = {
     "mnist": Official("mnist", "MNIST/raw", MNIST_FILES, tuple(str(i) for i in range(10)), "MNIST"),
     "fashion-mnist": Official(
-        "fashion-mnist", "FashionMNIST/raw", MNIST_FILES,
+        "fashion-mnist",
+        "FashionMNIST/raw",
+        MNIST_FILES,
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         "FashionMNIST",
     ),
     "cifar10": Official(
-        "cifar10", "cifar-10-batches-py",
+        "cifar10",
+        "cifar-10-batches-py",
         tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta"),
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         "CIFAR10",
@@ -115,11 +120,16 @@ def missing_message(dataset: str, data_dir: Path, missing: list[str]) -> str:
     folder = spec.where(data_dir)
     gz = " (each may be gzipped, name.gz)" if dataset != "cifar10" else ""
     partial = len(missing) < len(spec.files)
-    get = (f"run `python -m nopeek_repro.data materialise --dataset {dataset} --force` to download all of them again "
-           "(needs internet; replaces the files there)" if partial else
-           f"run `python -m nopeek_repro.data materialise --dataset {dataset}` to download them (needs internet)")
-    return (f"{folder}: data set {dataset!r} incomplete, missing {', '.join(missing)}; "
-            f"expected {', '.join(spec.files)}{gz}; {get}, copy the files there, {SAMPLE_HINT}")
+    get = (
+        f"run `python -m nopeek_repro.data materialise --dataset {dataset} --force` to download all of them again "
+        "(needs internet; replaces the files there)"
+        if partial
+        else f"run `python -m nopeek_repro.data materialise --dataset {dataset}` to download them (needs internet)"
+    )
+    return (
+        f"{folder}: data set {dataset!r} incomplete, missing {', '.join(missing)}; "
+        f"expected {', '.join(spec.files)}{gz}; {get}, copy the files there, {SAMPLE_HINT}"
+    )
 
 
 def idx_file(raw_dir: Path, stem: str) -> Path | None:
@@ -132,8 +142,11 @@ def idx_file(raw_dir: Path, stem: str) -> Path | None:
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Read an IDX file of unsigned bytes (gzipped when the name ends in .gz) with the given magic."""
-    what = ("images (magic 2051 = 0x00000803, then n, rows, cols)" if magic == IDX_IMAGES
-            else "labels (magic 2049 = 0x00000801, then n)")
+    what = (
+        "images (magic 2051 = 0x00000803, then n, rows, cols)"
+        if magic == IDX_IMAGES
+        else "labels (magic 2049 = 0x00000801, then n)"
+    )
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error) as err:
@@ -142,7 +155,9 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, no header); expected IDX {what}")
     found = struct.unpack(">i", raw[:4])[0]
     if found != magic:
-        raise DataError(f"{path}: wrong magic number {found} (0x{found & 0xFFFFFFFF:08x}); expected IDX {what}, big-endian")
+        raise DataError(
+            f"{path}: wrong magic number {found} (0x{found & 0xFFFFFFFF:08x}); expected IDX {what}, big-endian"
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -181,8 +196,10 @@ def load_mnist_like(dataset: str, data_dir: Path) -> tuple[np.ndarray, np.ndarra
     x_tr, y_tr = load_idx_pair(raw_dir, "train")
     x_te, y_te = load_idx_pair(raw_dir, "test")
     if x_tr.shape[1:] != x_te.shape[1:]:
-        raise DataError(f"{raw_dir}: train images are {x_tr.shape[1]}x{x_tr.shape[2]}, "
-                        f"test images {x_te.shape[1]}x{x_te.shape[2]}; they must match")
+        raise DataError(
+            f"{raw_dir}: train images are {x_tr.shape[1]}x{x_tr.shape[2]}, "
+            f"test images {x_te.shape[1]}x{x_te.shape[2]}; they must match"
+        )
     return x_tr, y_tr, x_te, y_te
 
 
@@ -194,11 +211,17 @@ class _SafeUnpickler(pickle.Unpickler):
     """Unpickles only what CIFAR batches hold (dicts, lists, bytes, numpy arrays): no code runs."""
 
     ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("builtins", "bytearray"), ("__builtin__", "bytearray"), ("_codecs", "encode"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("builtins", "bytearray"),
+        ("__builtin__", "bytearray"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str):  # noqa: ANN201
@@ -223,14 +246,23 @@ def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     d = _unpickle(path)
     missing = [k for k in ("data", "labels") if k not in d]
     if missing:
-        raise DataError(f"{path}: CIFAR batch without the key(s) {', '.join(missing)}; expected a dict with "
-                        f"'data' ((n, 3072) uint8, 3 colour planes of 32x32) and 'labels' (n ints 0..9)")
+        raise DataError(
+            f"{path}: CIFAR batch without the key(s) {', '.join(missing)}; expected a dict with "
+            f"'data' ((n, 3072) uint8, 3 colour planes of 32x32) and 'labels' (n ints 0..9)"
+        )
     x = np.asarray(d["data"])
     y = np.asarray(d["labels"])
     if x.ndim != 2 or x.shape[1] != 3072 or x.dtype != np.uint8:
         raise DataError(f"{path}: 'data' is {x.dtype} {x.shape}; expected uint8 (n, 3072) (3 colour planes of 32x32)")
-    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or (len(y) and (y.min() < 0 or y.max() > 9)):
-        raise DataError(f"{path}: 'labels' must be {len(x)} integers 0..9 (one per row of 'data'), found {y.dtype} {y.shape}")
+    if (
+        y.ndim != 1
+        or len(y) != len(x)
+        or not np.issubdtype(y.dtype, np.integer)
+        or (len(y) and (y.min() < 0 or y.max() > 9))
+    ):
+        raise DataError(
+            f"{path}: 'labels' must be {len(x)} integers 0..9 (one per row of 'data'), found {y.dtype} {y.shape}"
+        )
     return x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), y.astype(np.int64)
 
 
@@ -283,6 +315,7 @@ def decode_image(path: Path, rgb: bool, size: int | None) -> np.ndarray:
     """The image as uint8 (h, w, c), converted to RGB (c = 3) or grey (c = 1), resized to size x size."""
     from PIL import Image, UnidentifiedImageError
 
+    im: Image.Image  # the opened file, then the converted (and resized) image
     try:
         with Image.open(path) as im:
             im = im.convert("RGB" if rgb else "L")
@@ -341,8 +374,10 @@ class ImageFiles:
 UTKFACE_FOLDER = "UTKFace"
 UTKFACE_PATTERN = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d+)\.jpg(\.chip\.jpg)?$", re.IGNORECASE)
 UTKFACE_NAME = "<age>_<gender>_<race>_<date&time>.jpg[.chip.jpg]"
-UTKFACE_EXPECTED = (f"{UTKFACE_NAME}, e.g. 25_0_2_20170116174525125.jpg.chip.jpg (age in years, gender 0 male / "
-                    "1 female, race 0 White / 1 Black / 2 Asian / 3 Indian / 4 Others)")
+UTKFACE_EXPECTED = (
+    f"{UTKFACE_NAME}, e.g. 25_0_2_20170116174525125.jpg.chip.jpg (age in years, gender 0 male / "
+    "1 female, race 0 White / 1 Black / 2 Asian / 3 Indian / 4 Others)"
+)
 UTKFACE_CLASSES = {"gender": ("male", "female"), "race": ("White", "Black", "Asian", "Indian", "Others")}
 UTKFACE_AGES = (10, 65)  # kept: 10 < age < 65, as the authors did
 
@@ -372,7 +407,9 @@ def list_utkface(data_dir: Path, task: str = "gender") -> ImageFiles:
     lo, hi = UTKFACE_AGES
     keep = [i for i, (age, _, _) in enumerate(parsed) if lo < age < hi]
     if not keep:
-        raise DataError(f"{folder}: none of the {len(files)} images has an age with {lo} < age < {hi} (the authors' filter)")
+        raise DataError(
+            f"{folder}: none of the {len(files)} images has an age with {lo} < age < {hi} (the authors' filter)"
+        )
     arr = np.array([parsed[i] for i in keep], dtype=np.int64).reshape(-1, 3)
     targets = {"age": arr[:, 0], "gender": arr[:, 1], "race": arr[:, 2]}
     return ImageFiles([files[i] for i in keep], targets[task].copy(), UTKFACE_CLASSES[task], targets, rgb=True)
@@ -399,41 +436,53 @@ def list_folder(root: Path) -> ImageFiles:
     if not files:
         raise DataError(f"{root}: no images; expected {layout}")
     if empty:
-        raise DataError(f"{root / empty[0]}: class folder without images ({', '.join(IMAGE_EXTENSIONS)}); "
-                        f"add images or remove the folder (expected {layout})")
+        raise DataError(
+            f"{root / empty[0]}: class folder without images ({', '.join(IMAGE_EXTENSIONS)}); "
+            f"add images or remove the folder (expected {layout})"
+        )
     return ImageFiles(files, np.array(labels, dtype=np.int64), tuple(classes), rgb=False)
 
 
 # ---------------------------------------------------------------------------------------------
 # npz
 
-NPZ_EXPECTED = ("'x': images (n, h, w), (n, h, w, c) or (n, c, h, w) with c = 1 or 3, uint8 0..255 or float in [0, 1]; "
-                "'y': n integer labels >= 0; optional 'classes': the class names")
+NPZ_EXPECTED = (
+    "'x': images (n, h, w), (n, h, w, c) or (n, c, h, w) with c = 1 or 3, uint8 0..255 or float in [0, 1]; "
+    "'y': n integer labels >= 0; optional 'classes': the class names"
+)
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None]:
     """Images as uint8 NHWC (floats in [0, 1] are rounded to 1/255 steps), labels int64, class names."""
     if not path.is_file():
-        raise DataError(f"{path}: npz file missing; save one with numpy.savez({path.name!r}, x=images, y=labels) "
-                        f"({NPZ_EXPECTED}), {SAMPLE_HINT}")
+        raise DataError(
+            f"{path}: npz file missing; save one with numpy.savez({path.name!r}, x=images, y=labels) "
+            f"({NPZ_EXPECTED}), {SAMPLE_HINT}"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
             missing = [k for k in ("x", "y") if k not in keys]
             if missing:
                 found = ", ".join(sorted(keys)) or "none"
-                raise DataError(f"{path}: no array {' or '.join(repr(k) for k in missing)} (found: {found}); "
-                                f"expected {NPZ_EXPECTED}")
+                raise DataError(
+                    f"{path}: no array {' or '.join(repr(k) for k in missing)} (found: {found}); "
+                    f"expected {NPZ_EXPECTED}"
+                )
             x, y = z["x"], z["y"]
             names = z["classes"] if "classes" in keys else None
     except DataError:
         raise
     except Exception as err:  # noqa: BLE001 - zip, pickle and format errors alike
-        raise DataError(f"{path}: not a readable npz file ({type(err).__name__}: {err}); expected {NPZ_EXPECTED}") from None
+        raise DataError(
+            f"{path}: not a readable npz file ({type(err).__name__}: {err}); expected {NPZ_EXPECTED}"
+        ) from None
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
         raise DataError(f"{path}: 'y' is {y.dtype} {y.shape}; expected 1-D integer labels >= 0")
     if x.ndim not in (3, 4) or len(x) != len(y):
-        raise DataError(f"{path}: 'x' has shape {x.shape} and 'y' {len(y)} labels; expected {NPZ_EXPECTED} with the same n")
+        raise DataError(
+            f"{path}: 'x' has shape {x.shape} and 'y' {len(y)} labels; expected {NPZ_EXPECTED} with the same n"
+        )
     if len(y) == 0:
         raise DataError(f"{path}: no images (n = 0)")
     if x.ndim == 3:
@@ -443,8 +492,10 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None
         if second and not last:
             x = x.transpose(0, 2, 3, 1)
         elif not last or second:
-            raise DataError(f"{path}: 'x' has shape {x.shape}: cannot tell the channel axis; "
-                            "expected (n, h, w, c) or (n, c, h, w) with c = 1 or 3")
+            raise DataError(
+                f"{path}: 'x' has shape {x.shape}: cannot tell the channel axis; "
+                "expected (n, h, w, c) or (n, c, h, w) with c = 1 or 3"
+            )
     if x.dtype == np.uint8:
         pass
     elif np.issubdtype(x.dtype, np.integer):
@@ -453,7 +504,9 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None
         x = x.astype(np.uint8)
     elif np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-            raise DataError(f"{path}: 'x' ({x.dtype}) has values outside [0, 1]; float images must be in [0, 1] (or use uint8 0..255)")
+            raise DataError(
+                f"{path}: 'x' ({x.dtype}) has values outside [0, 1]; float images must be in [0, 1] (or use uint8 0..255)"
+            )
         x = np.round(x * 255).astype(np.uint8)
     else:
         raise DataError(f"{path}: 'x' has dtype {x.dtype}; expected uint8 0..255 or float in [0, 1]")

@@ -80,6 +80,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -151,6 +152,7 @@ def distance_matrix(x: Tensor, y: Tensor | None = None) -> Tensor:
         x = x - x.mean(dim=0, keepdim=True, dtype=acc).to(x.dtype)
         y = x
     else:
+        assert y is not None  # same is False exactly when y was given
         m = (x.sum(dim=0, keepdim=True, dtype=acc) + y.sum(dim=0, keepdim=True, dtype=acc)) / (x.shape[0] + y.shape[0])
         x, y = x - m.to(x.dtype), y - m.to(y.dtype)
     sx = (x * x).sum(dim=1)
@@ -185,7 +187,8 @@ def _masked_sqdist_(g: Tensor, row: tuple[Tensor, Tensor], col: tuple[Tensor, Te
     (u_row, v_row), (u_col, v_col) = row, col
     torch.add(v_row[:, None], g, alpha=-2.0, out=g)
     g.add_(v_col[None, :])  # e = d2 - tol
-    F.threshold_(g, 0.0, -math.inf)  # keep e > 0, the rest -inf
+    # keep e > 0, the rest -inf (threshold_ exists at runtime but is missing from torch's functional.pyi)
+    F.threshold_(g, 0.0, -math.inf)  # type: ignore[attr-defined]
     return g.add_(u_row[:, None]).add_(u_col[None, :])  # d2 where kept
 
 
@@ -282,19 +285,21 @@ class _DistanceCorrelation(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, z: Tensor, need_x: bool, need_z: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, z: Tensor, need_x: bool, need_z: bool) -> Tensor:
         n, dtype, acc = x.shape[0], x.dtype, _acc_dtype(x.device)
         blocks = _row_blocks(n, x.device)
         x0, z0 = x, z  # (for the error messages)
-        x, z = _centre_columns(x), _centre_columns(z)  # distances unchanged, no cancellation (module doc)
-        a = x @ x.T
+        xc: Tensor | None  # the centred inputs, kept for the backward only where a gradient is needed
+        zc: Tensor | None
+        xc, zc = _centre_columns(x), _centre_columns(z)  # distances unchanged, no cancellation (module doc)
+        a = xc @ xc.T
         ra = _gram_to_distances_(a, blocks, "x", x0)
-        b = z @ z.T
+        b = zc @ zc.T
         rb = _gram_to_distances_(b, blocks, "z", z0)
         if not need_x:
-            x = None
+            xc = None
         if not need_z:
-            z = None
+            zc = None
         ma, mb = _centring(ra, acc), _centring(rb, acc)
         rows0 = blocks[0][1]
         sa, sb = a.new_empty(rows0, n), b.new_empty(rows0, n)
@@ -317,22 +322,24 @@ class _DistanceCorrelation(torch.autograd.Function):
                 ca = _centred_block(a, ma, i0, i1, sa)
                 cb = _centred_block(b, mb, i0, i1, sb)
                 if need_x:  # W_x = (B + rho_x A) / a over the rows of a
-                    t = torch.addcmul(cb, ca, rho_x, out=sw[: i1 - i0] if need_z else cb)
+                    assert wa_rows is not None  # allocated above when need_x
+                    t = torch.addcmul(cb, ca, rho_x, out=cast(Tensor, sw)[: i1 - i0] if need_z else cb)
                     _divide_rows_(t, a[i0:i1], wa_rows[i0:i1])
                 if need_z:  # W_z = (A + rho_z B) / b over the rows of b
+                    assert wb_rows is not None  # allocated above when need_z
                     t = torch.addcmul(ca, cb, rho_z, out=ca)
                     _divide_rows_(t, b[i0:i1], wb_rows[i0:i1])
             wa = (a, wa_rows) if need_x else None
             wb = (b, wb_rows) if need_z else None
         del sa, sb
-        saved = [x, *wa] if wa else [None, None, None]
-        saved += [z, *wb] if wb else [None, None, None]
+        saved = [xc, *wa] if wa else [None, None, None]
+        saved += [zc, *wb] if wb else [None, None, None]
         ctx.save_for_backward(*saved, k.to(dtype))
         return value.to(dtype)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx, grad: Tensor):
         x, wx, wx_rows, z, wz, wz_rows, k = ctx.saved_tensors
         scale = 2.0 * grad * k
         gx = gz = None
@@ -407,7 +414,9 @@ class DcorStats:
         """The paper's DCOR: sqrt of the V-statistic dCor^2 (0 when a distance variance is 0)."""
         r2 = self._ratio(unbiased=False).clamp(min=0.0)
         floor = torch.finfo(r2.dtype).tiny ** 0.5
-        return torch.where(r2 > floor, torch.sqrt(torch.where(r2 > floor, r2, torch.ones_like(r2))), torch.zeros_like(r2))
+        return torch.where(
+            r2 > floor, torch.sqrt(torch.where(r2 > floor, r2, torch.ones_like(r2))), torch.zeros_like(r2)
+        )
 
     def dcor_unbiased_sqr(self) -> Tensor:
         """Bias-corrected dCor^2 (Szekely & Rizzo 2014); may be slightly negative."""
@@ -488,19 +497,21 @@ def leakage(x: Tensor, z: Tensor, block_size: int = 1024, dtype: torch.dtype = t
     acc = _acc_dtype(dev)
     bs = min(block_size, n)
     bounds = [(i, min(i + bs, n)) for i in range(0, n, bs)]
-    sides = []
+    sides: list[dict[str, Any]] = []
     for name, y in (("x", x2), ("z", z2)):
-        sides.append({
-            "name": name,
-            "y": y,
-            # subtracted in the wider of y's dtype and ``dtype``, then rounded into the buffer
-            "mean": _column_mean_blocked(y, bounds, name, acc).to(torch.promote_types(y.dtype, dtype)),
-            "buf_i": y.new_empty((bs, y.shape[1]), dtype=dtype),
-            "buf_j": y.new_empty((bs, y.shape[1]), dtype=dtype),
-            "gram": y.new_empty(bs * bs, dtype=dtype),
-            "sq": y.new_empty(n, dtype=dtype),  # squared norms, from the diagonal blocks' Gram diagonal
-            "rows": torch.zeros(n, dtype=acc, device=dev),
-        })
+        sides.append(
+            {
+                "name": name,
+                "y": y,
+                # subtracted in the wider of y's dtype and ``dtype``, then rounded into the buffer
+                "mean": _column_mean_blocked(y, bounds, name, acc).to(torch.promote_types(y.dtype, dtype)),
+                "buf_i": y.new_empty((bs, y.shape[1]), dtype=dtype),
+                "buf_j": y.new_empty((bs, y.shape[1]), dtype=dtype),
+                "gram": y.new_empty(bs * bs, dtype=dtype),
+                "sq": y.new_empty(n, dtype=dtype),  # squared norms, from the diagonal blocks' Gram diagonal
+                "rows": torch.zeros(n, dtype=acc, device=dev),
+            }
+        )
     s_ab = torch.zeros((), dtype=acc, device=dev)
     s_aa, s_bb = s_ab.clone(), s_ab.clone()
     for jb, (j0, j1) in enumerate(bounds):
@@ -553,9 +564,7 @@ def _centred_block_as(y: Tensor, mean: Tensor, i0: int, i1: int, buf: Tensor) ->
     return out
 
 
-def nopeek_loss(
-    x: Tensor, z: Tensor, task_loss: Tensor, alpha_dcor: float, alpha_task: float
-) -> Tensor:
+def nopeek_loss(x: Tensor, z: Tensor, task_loss: Tensor, alpha_dcor: float, alpha_task: float) -> Tensor:
     """The NoPeek objective ``alpha_dcor * DCOR(X, Z) + alpha_task * task_loss`` for one batch.
 
     In the split protocol the two terms are computed by different parties (see

@@ -62,4 +62,8 @@ class RunSpec:
 
 def all_runs(alpha_dcor: list[float], noise: list[float]) -> list[RunSpec]:
     """The baseline, the NoPeek sweep and the noise sweep, in that order."""
-    return [RunSpec(), *(RunSpec("nopeek", alpha_dcor=a) for a in alpha_dcor), *(RunSpec("noise", noise=b) for b in noise)]
+    return [
+        RunSpec(),
+        *(RunSpec("nopeek", alpha_dcor=a) for a in alpha_dcor),
+        *(RunSpec("noise", noise=b) for b in noise),
+    ]

@@ -48,8 +48,15 @@ def _chance_line(ax, chance: float | None) -> None:
     if chance is None:
         return
     ax.axhline(chance, ls=":", color="grey", lw=1)
-    ax.annotate("chance", (0.0, chance), xycoords=("axes fraction", "data"), textcoords="offset points",
-                xytext=(4, 3), fontsize=8, color="grey")
+    ax.annotate(
+        "chance",
+        (0.0, chance),
+        xycoords=("axes fraction", "data"),
+        textcoords="offset points",
+        xytext=(4, 3),
+        fontsize=8,
+        color="grey",
+    )
 
 
 def tradeoff(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None) -> Figure:
@@ -64,15 +71,34 @@ def tradeoff(table: pd.DataFrame, agg: pd.DataFrame, chance: float | None = None
         if d.empty:
             continue
         t = table[table.defence == defence]
-        _seed_points(ax, t.recon_mse, t.test_accuracy, COLOURS[defence], "*" if defence == "none" else "o",
-                     size=60 if defence == "none" else 16)
-        ax.plot(d.recon_mse, d.test_accuracy, "*" if defence == "none" else "o-", ms=14 if defence == "none" else 6,
-                color=COLOURS[defence], label=LABELS[defence] + ", median", zorder=3)
+        _seed_points(
+            ax,
+            t.recon_mse,
+            t.test_accuracy,
+            COLOURS[defence],
+            "*" if defence == "none" else "o",
+            size=60 if defence == "none" else 16,
+        )
+        ax.plot(
+            d.recon_mse,
+            d.test_accuracy,
+            "*" if defence == "none" else "o-",
+            ms=14 if defence == "none" else 6,
+            color=COLOURS[defence],
+            label=LABELS[defence] + ", median",
+            zorder=3,
+        )
         for _, r in d.iterrows():
             if defence != "none":
                 text = f"a={r.alpha_dcor:g}" if defence == "nopeek" else f"b={r.noise:g}"
-                ax.annotate(text, (r.recon_mse, r.test_accuracy), textcoords="offset points", xytext=(5, 4),
-                            fontsize=8, color=COLOURS[defence])
+                ax.annotate(
+                    text,
+                    (r.recon_mse, r.test_accuracy),
+                    textcoords="offset points",
+                    xytext=(5, 4),
+                    fontsize=8,
+                    color=COLOURS[defence],
+                )
     _chance_line(ax, chance)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only: minor labels collide on a short range
@@ -93,8 +119,12 @@ def _as_image(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def reconstruction_grid(originals: np.ndarray, recons: dict[str, np.ndarray], k: int = 8,
-                        title: str = "Reconstructions of held-out test images by the strongest attack (first seed of each model)") -> Figure:
+def reconstruction_grid(
+    originals: np.ndarray,
+    recons: dict[str, np.ndarray],
+    k: int = 8,
+    title: str = "Reconstructions of held-out test images by the strongest attack (first seed of each model)",
+) -> Figure:
     """Rows: the original test images, then each run's reconstructions of the same images.
 
     Images are (k, h, w) grey or (k, c, h, w) with c = 1 or 3, values in [0, 1].
@@ -127,14 +157,18 @@ def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame, chance: float | Non
     tn = table[table.defence == "nopeek"]
     base = agg[agg.defence == "none"]
     fig, (ax1, ax2) = _figure(1, 2, (11, 4.6))
-    for col, label, marker in (("leakage_dcor", "DCOR (V-statistic, paper)", "o"),
-                               ("leakage_dcor_unbiased", "dCor$^2$ bias-corrected (U-statistic)", "s")):
+    for col, label, marker in (
+        ("leakage_dcor", "DCOR (V-statistic, paper)", "o"),
+        ("leakage_dcor_unbiased", "dCor$^2$ bias-corrected (U-statistic)", "s"),
+    ):
         line = ax1.plot(nop.alpha_dcor, nop[col], f"{marker}-", label=label, zorder=3)[0]
         _seed_points(ax1, tn.alpha_dcor, tn[col], line.get_color(), marker)
         if not base.empty:
             ax1.axhline(float(base[col].iloc[0]), ls="--", color=line.get_color(), lw=1)
-    for col, label, ls in (("floor_label_dcor", "DCOR floor: label-only Z", ":"),
-                           ("leakage_dcor_shuffled", "DCOR floor: baseline Z, shuffled pairing", "-.")):
+    for col, label, ls in (
+        ("floor_label_dcor", "DCOR floor: label-only Z", ":"),
+        ("leakage_dcor_shuffled", "DCOR floor: baseline Z, shuffled pairing", "-."),
+    ):
         if col in base and base[col].notna().any():
             ax1.axhline(float(base[col].iloc[0]), ls=ls, color="grey", lw=1.2, label=label)
     ax1.set_xscale("log")
@@ -142,8 +176,14 @@ def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame, chance: float | Non
     ax1.set_ylabel("leakage on the whole test set")
     ax1.set_title("Leakage DCOR(X, Z) (points: seeds)")
     ax1.set_ylim(min(-0.05, ax1.get_ylim()[0]), 1.05)
-    ax1.legend(fontsize=7.5, title="dashed: baseline median", title_fontsize=7.5, loc="upper center",
-               bbox_to_anchor=(0.5, -0.16), ncol=2)
+    ax1.legend(
+        fontsize=7.5,
+        title="dashed: baseline median",
+        title_fontsize=7.5,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=2,
+    )
     line = ax2.plot(nop.alpha_dcor, nop.test_accuracy, "o-", color=COLOURS["nopeek"], label="NoPeek (median)", zorder=3)
     _seed_points(ax2, tn.alpha_dcor, tn.test_accuracy, COLOURS["nopeek"])
     if not base.empty:
@@ -166,10 +206,26 @@ def training_curves(histories: pd.DataFrame) -> Figure:
     palette = dict(zip(order, sns.color_palette("viridis", len(order))))
     if "baseline" in palette:
         palette["baseline"] = COLOURS["none"]
-    for ax, col, title in ((ax1, "test_accuracy", "Test accuracy"), (ax2, "test_dcor", "Test DCOR(X, Z) (V-statistic)")):
+    for ax, col, title in (
+        (ax1, "test_accuracy", "Test accuracy"),
+        (ax2, "test_dcor", "Test DCOR(X, Z) (V-statistic)"),
+    ):
         # one thin line per seed: seeds can end in different regimes, which a mean +- sd band would hide
-        sns.lineplot(data=histories, x="epoch", y=col, hue="run", hue_order=order, palette=palette, units="seed",
-                     estimator=None, marker="o", lw=1.2, ms=4, ax=ax, legend=ax is ax2)
+        sns.lineplot(
+            data=histories,
+            x="epoch",
+            y=col,
+            hue="run",
+            hue_order=order,
+            palette=palette,
+            units="seed",
+            estimator=None,
+            marker="o",
+            lw=1.2,
+            ms=4,
+            ax=ax,
+            legend=ax is ax2,
+        )
         ax.set_title(title)
     ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
@@ -196,8 +252,15 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
         for run in order:
             r = sweep[sweep.run == run]
             d = r.groupby("leak_fraction")[col].median().reset_index()
-            ax.plot(d.leak_fraction, d[col], "o--" if run.startswith("noise") else "o-", ms=4, lw=1.4,
-                    color=palette[run], label=run)
+            ax.plot(
+                d.leak_fraction,
+                d[col],
+                "o--" if run.startswith("noise") else "o-",
+                ms=4,
+                lw=1.4,
+                color=palette[run],
+                label=run,
+            )
             if r.seed.nunique() > 1:
                 _seed_points(ax, r.leak_fraction, r[col], palette[run])
         ax.set_xscale("log")
@@ -217,7 +280,10 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
                 ax.axhline(clean_accuracy, ls="--", color="grey", lw=1, label="classifier on clean images")
     axes[0, -1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     n = int(sweep.groupby("run").seed.nunique().max()) if len(sweep) else 0
-    fig.suptitle(f"Strongest attack against the leak fraction (median over {n} seed{'s' if n != 1 else ''})",
-                 fontweight="bold", fontsize=11)
+    fig.suptitle(
+        f"Strongest attack against the leak fraction (median over {n} seed{'s' if n != 1 else ''})",
+        fontweight="bold",
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig

@@ -42,8 +42,11 @@ def per_batch(x: Tensor, z: Tensor, batch_size: int) -> float:
     """Mean V-statistic DCOR over seeded batches of ``batch_size`` rows (float64; a last batch under 4 rows is dropped)."""
     n = len(x)
     order = _perm(n, 1)
-    vals = [float(distance_correlation(x[b].reshape(len(b), -1).double(), z[b].reshape(len(b), -1).double()))
-            for b in (order[i:i + batch_size] for i in range(0, n, batch_size)) if len(b) >= 4]
+    vals = [
+        float(distance_correlation(x[b].reshape(len(b), -1).double(), z[b].reshape(len(b), -1).double()))
+        for b in (order[i : i + batch_size] for i in range(0, n, batch_size))
+        if len(b) >= 4
+    ]
     return float(np.mean(vals))
 
 
@@ -54,7 +57,9 @@ def shuffled(z: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def floors(x: Tensor, y: Tensor, z: Tensor, n_classes: int, batch_size: int, block_size: int = 1024) -> dict[str, float]:
+def floors(
+    x: Tensor, y: Tensor, z: Tensor, n_classes: int, batch_size: int, block_size: int = 1024
+) -> dict[str, float]:
     """The real pairing's per-batch DCOR and all four floors for one model's test activations ``z``.
 
     Keys: ``batch_dcor``, ``batch_dcor_shuffled``, ``leakage_dcor_shuffled``, ``floor_label_dcor``,

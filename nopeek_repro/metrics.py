@@ -66,5 +66,8 @@ def reconstruction_metrics(recon: Tensor, target: Tensor) -> dict[str, float]:
     target = target.double()
     mse_i = ((recon - target) ** 2).flatten(1).mean(1)
     psnr_i = 10.0 * torch.log10(1.0 / mse_i.clamp(min=1e-10))
-    return {"recon_mse": float(mse_i.mean()), "recon_psnr": float(psnr_i.mean()),
-            "recon_ssim": float(ssim(recon, target).mean())}
+    return {
+        "recon_mse": float(mse_i.mean()),
+        "recon_psnr": float(psnr_i.mean()),
+        "recon_ssim": float(ssim(recon, target).mean()),
+    }

@@ -71,7 +71,7 @@ import math
 import numbers
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -105,9 +105,7 @@ def build_split_cnn(
         raise ValueError(f"cut_layer must be 1 or 2 (conv blocks of the client), got {cut_layer!r}")
     c, h, w = in_shape
     blocks = [conv_block(c, 16), conv_block(16, 32)]
-    head = nn.Sequential(
-        nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), 128), nn.ReLU(), nn.Linear(128, n_classes)
-    )
+    head = nn.Sequential(nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), 128), nn.ReLU(), nn.Linear(128, n_classes))
     client = nn.Sequential(*blocks[:cut_layer])
     server = nn.Sequential(*blocks[cut_layer:], head)
     return client, server
@@ -127,12 +125,14 @@ class PreActBottleneck(nn.Module):
     0, whose input the stem has just normalised).
     """
 
-    def __init__(self, c_in: int, c_mid: int, c_out: int, stride: int = 1, project: bool = False,
-                 preact: bool = True) -> None:
+    def __init__(
+        self, c_in: int, c_mid: int, c_out: int, stride: int = 1, project: bool = False, preact: bool = True
+    ) -> None:
         super().__init__()
         if not project and (stride != 1 or c_in != c_out):
-            raise ValueError(f"an identity shortcut needs stride 1 and c_in == c_out, got stride {stride}, "
-                             f"{c_in} -> {c_out}")
+            raise ValueError(
+                f"an identity shortcut needs stride 1 and c_in == c_out, got stride {stride}, {c_in} -> {c_out}"
+            )
         self.pre = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU()) if preact else nn.Identity()
         self.conv1 = nn.Conv2d(c_in, c_mid, 1, stride=stride)
         self.conv2 = nn.Sequential(nn.BatchNorm2d(c_mid), nn.ReLU(), nn.Conv2d(c_mid, c_mid, 3, padding=1))
@@ -170,9 +170,12 @@ def _resnet_trunk(c_in: int, depth: int) -> list[tuple[str, nn.Module]]:
         for block in range(_blocks_per_stage(depth)):
             first = block == 0
             unit = PreActBottleneck(
-                ch if first else c_out, ch, c_out,
+                ch if first else c_out,
+                ch,
+                c_out,
                 stride=2 if first and stage > 0 else 1,
-                project=first, preact=not (first and stage == 0),
+                project=first,
+                preact=not (first and stage == 0),
             )
             units.append((f"stage{stage}.block{block}", unit))
         ch = c_out
@@ -238,7 +241,7 @@ def _build_utkface(in_shape: tuple[int, int, int], n_classes: int, depth: int) -
     for _, unit in units:
         _he_init(unit)
     _glorot_init(head)
-    _he_init(head[3].shared)  # the authors' Dense(100) is he_normal, the task layers glorot
+    _he_init(cast(TaskHead, head[3]).shared)  # the authors' Dense(100) is he_normal, the task layers glorot
     return units, head
 
 
@@ -271,15 +274,21 @@ def _resolve_options(arch: str, options: Mapping[str, Any]) -> dict[str, Any]:
     allowed = _OPTIONS[arch]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"model options {unknown} do not exist for {arch}; allowed: "
-                         f"{', '.join(allowed) if allowed else 'none'}")
+        raise ValueError(
+            f"model options {unknown} do not exist for {arch}; allowed: {', '.join(allowed) if allowed else 'none'}"
+        )
     opts = {**allowed, **{k: v for k, v in options.items() if v is not None}}
     if "depth" in opts:
         depth = opts["depth"]
-        if (not isinstance(depth, numbers.Integral) or isinstance(depth, bool) or depth < 11
-                or (depth - 2) % 9 != 0):
-            raise ValueError(f"model.depth = {depth!r} is not a ResNet-v2 depth; allowed: 9k + 2 with k >= 1 "
-                             f"(11, 20, 29, 38, ...)")
+        if (
+            not isinstance(depth, numbers.Integral)
+            or isinstance(depth, bool)
+            or depth < 11
+            or (cast(int, depth) - 2) % 9 != 0
+        ):
+            raise ValueError(
+                f"model.depth = {depth!r} is not a ResNet-v2 depth; allowed: 9k + 2 with k >= 1 (11, 20, 29, 38, ...)"
+            )
         opts["depth"] = int(depth)
     return opts
 
@@ -324,23 +333,30 @@ def _resolve_cut(arch: str, cut_layer: int | str | None, names: list[str], opts:
         return names.index(cut_layer) + 1
     if isinstance(cut_layer, numbers.Integral) and not isinstance(cut_layer, bool) and 1 <= cut_layer <= len(names):
         return int(cut_layer)
-    raise ValueError(f"model.cut_layer = {cut_layer!r} is not a cut point of {arch}; allowed: "
-                     f"{', '.join(names)}, or 1..{len(names)}")
+    raise ValueError(
+        f"model.cut_layer = {cut_layer!r} is not a cut point of {arch}; allowed: {', '.join(names)}, or 1..{len(names)}"
+    )
 
 
 def _check_in_shape(arch: str, in_shape: Any) -> tuple[int, int, int]:
     smallest = {"cnn": 4, "resnet29": 1, "utkface": 5, "judge": 4}[arch]
-    ok = (isinstance(in_shape, (tuple, list)) and len(in_shape) == 3
-          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in in_shape)
-          and min(in_shape[1:]) >= smallest)
+    ok = (
+        isinstance(in_shape, (tuple, list))
+        and len(in_shape) == 3
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and cast(int, v) >= 1 for v in in_shape)
+        and min(in_shape[1:]) >= smallest
+    )
     if not ok:
-        raise ValueError(f"in_shape = {in_shape!r} is not an image shape for {arch}; allowed: (channels, height, "
-                         f"width), positive ints, height and width >= {smallest}")
+        raise ValueError(
+            f"in_shape = {in_shape!r} is not an image shape for {arch}; allowed: (channels, height, "
+            f"width), positive ints, height and width >= {smallest}"
+        )
     return (int(in_shape[0]), int(in_shape[1]), int(in_shape[2]))
 
 
-def build_split_model(arch: str, cut_layer: int | str | None, in_shape: tuple[int, int, int], n_classes: int,
-                      **options: Any) -> tuple[nn.Module, nn.Module]:
+def build_split_model(
+    arch: str, cut_layer: int | str | None, in_shape: tuple[int, int, int], n_classes: int, **options: Any
+) -> tuple[nn.Module, nn.Module]:
     """(client, server) networks of architecture ``arch`` (one of :data:`ARCHS`), split at ``cut_layer``.
 
     ``cut_layer`` is a unit name from :func:`cut_points` (e.g. ``"stage2.block1"``), a 1-based
@@ -360,7 +376,7 @@ def build_split_model(arch: str, cut_layer: int | str | None, in_shape: tuple[in
     names = cut_points(arch, **opts)
     k = _resolve_cut(arch, cut_layer, names, opts)
     in_shape = _check_in_shape(arch, in_shape)
-    if not isinstance(n_classes, numbers.Integral) or isinstance(n_classes, bool) or n_classes < 1:
+    if not isinstance(cast(object, n_classes), numbers.Integral) or isinstance(n_classes, bool) or n_classes < 1:
         raise ValueError(f"n_classes = {n_classes!r} is not a number of outputs; allowed: an int >= 1")
     if arch == "cnn":
         return build_split_cnn(k, in_shape, int(n_classes))
@@ -373,7 +389,7 @@ def build_split_model(arch: str, cut_layer: int | str | None, in_shape: tuple[in
 
 
 def _module_device(module: nn.Module) -> torch.device:
-    p = next(module.parameters(), None)
+    p: Tensor | None = next(module.parameters(), None)
     if p is None:
         p = next(module.buffers(), None)
     return p.device if p is not None else torch.device("cpu")
@@ -431,6 +447,9 @@ class Standardize(nn.Module):
     channels that never vary are left centred (std clamped at ``eps``).
     """
 
+    mean: Tensor  # buffers (registered in __init__), declared for the type checker
+    std: Tensor
+
     def __init__(self, mean: Tensor, std: Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean)
@@ -480,6 +499,9 @@ class BilinearResize(nn.Module):
     dtype), so the gradient is deterministic on CUDA too.
     """
 
+    rows: Tensor  # non-persistent buffers (registered in __init__), declared for the type checker
+    cols: Tensor
+
     def __init__(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
         super().__init__()
         self.in_size, self.out_size = tuple(in_size), tuple(out_size)
@@ -502,8 +524,13 @@ class ResBlock(nn.Module):
     def __init__(self, ch: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            ReflectPad(1), nn.Conv2d(ch, ch, 3, bias=False), nn.BatchNorm2d(ch), nn.ReLU(),
-            ReflectPad(1), nn.Conv2d(ch, ch, 3, bias=False), nn.BatchNorm2d(ch),
+            ReflectPad(1),
+            nn.Conv2d(ch, ch, 3, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(),
+            ReflectPad(1),
+            nn.Conv2d(ch, ch, 3, bias=False),
+            nn.BatchNorm2d(ch),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -517,8 +544,11 @@ def _flat_grid(d: int, h: int, w: int) -> tuple[int, int, int]:
 
 
 def _check_shape(name: str, shape: Any, lengths: tuple[int, ...]) -> tuple[int, ...]:
-    ok = (isinstance(shape, (tuple, list)) and len(shape) in lengths
-          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in shape))
+    ok = (
+        isinstance(shape, (tuple, list))
+        and len(shape) in lengths
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and cast(int, v) >= 1 for v in shape)
+    )
     if not ok:
         what = " or ".join({1: "(d,)", 3: "(C, H, W)"}[n] for n in lengths)
         raise ValueError(f"{name} = {shape!r} is not a shape the decoder takes; allowed: {what} with positive ints")
@@ -553,22 +583,37 @@ class ResNetDecoder(nn.Module):
     trains under ``torch.use_deterministic_algorithms(True)`` on CUDA too.
     """
 
-    def __init__(self, z_shape: tuple[int, ...], x_shape: tuple[int, int, int], width: int = 64,
-                 n_blocks: int = 3, max_channels: int = 512, max_down: int = 4) -> None:
+    def __init__(
+        self,
+        z_shape: tuple[int, ...],
+        x_shape: tuple[int, int, int],
+        width: int = 64,
+        n_blocks: int = 3,
+        max_channels: int = 512,
+        max_down: int = 4,
+    ) -> None:
         super().__init__()
         z_shape = _check_shape("z_shape", z_shape, (1, 3))
         c_x, h_x, w_x = _check_shape("x_shape", x_shape, (3,))
         for name, value, low in (("width", width, 1), ("n_blocks", n_blocks, 0), ("max_down", max_down, 0)):
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} = {value!r} is not allowed; allowed: an int >= {low}")
-        if not isinstance(max_channels, numbers.Integral) or max_channels < width:
+        if not isinstance(cast(object, max_channels), numbers.Integral) or max_channels < width:
             raise ValueError(f"max_channels = {max_channels!r} is not allowed; allowed: an int >= width ({width})")
         self.z_shape = z_shape
         self.x_shape = (c_x, h_x, w_x)
-        self.grid: tuple[int, int, int] = _flat_grid(z_shape[0], h_x, w_x) if len(z_shape) == 1 else z_shape
+        # _check_shape gave 1 or 3 dims: (C, H, W) when not flat
+        self.grid: tuple[int, int, int] = (
+            _flat_grid(z_shape[0], h_x, w_x) if len(z_shape) == 1 else cast("tuple[int, int, int]", z_shape)
+        )
         c_z, h, w = self.grid
 
-        layers: list[nn.Module] = [ReflectPad(3), nn.Conv2d(c_z, width, 7, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        layers: list[nn.Module] = [
+            ReflectPad(3),
+            nn.Conv2d(c_z, width, 7, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        ]
         chs, sizes = [width], [(h, w)]
         while len(chs) - 1 < max_down and min(-(-h // 2), -(-w // 2)) >= 2:
             out = min(chs[-1] * 2, max_channels)
@@ -582,13 +627,19 @@ class ResNetDecoder(nn.Module):
         for level in range(n_down, 0, -1):  # mirror the way down exactly (odd sizes: no output padding)
             (h_to, w_to), out = sizes[level - 1], chs[level - 1]
             pad = (h_to - (2 * h - 1), w_to - (2 * w - 1))
-            layers += [nn.ConvTranspose2d(ch, out, 3, stride=2, padding=1, output_padding=pad, bias=False),
-                       nn.BatchNorm2d(out), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(ch, out, 3, stride=2, padding=1, output_padding=pad, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+            ]
             ch, h, w = out, h_to, w_to
         n_extra = max(0, round(math.log2(min(h_x, w_x) / min(h, w))))
         for _ in range(n_extra):  # then on to the image size, at ``width`` channels
-            layers += [nn.ConvTranspose2d(ch, width, 3, stride=2, padding=1, output_padding=1, bias=False),
-                       nn.BatchNorm2d(width), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(ch, width, 3, stride=2, padding=1, output_padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+            ]
             ch, h, w = width, h * 2, w * 2
         if (h, w) != (h_x, w_x):
             layers.append(BilinearResize((h, w), (h_x, w_x)))
@@ -600,7 +651,9 @@ class ResNetDecoder(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         """(N, *z_shape) activations -> (N, *x_shape) images in [0, 1]."""
         if tuple(z.shape[1:]) != self.z_shape:
-            raise ValueError(f"activations have shape {tuple(z.shape[1:])} per sample; this decoder takes {self.z_shape}")
+            raise ValueError(
+                f"activations have shape {tuple(z.shape[1:])} per sample; this decoder takes {self.z_shape}"
+            )
         return self.net(z.reshape(len(z), *self.grid))
 
 
@@ -611,7 +664,7 @@ def build_decoder(kind: str, z_shape: tuple[int, ...], x_shape: tuple[int, int, 
     (options ``width`` (64), ``n_blocks`` (3), ``max_channels`` (512), ``max_down`` (4)).
     """
     if kind == "simple":
-        allowed = ("width",)
+        allowed: tuple[str, ...] = ("width",)
     elif kind == "resnet":
         allowed = ("width", "n_blocks", "max_channels", "max_down")
     else:
@@ -620,8 +673,8 @@ def build_decoder(kind: str, z_shape: tuple[int, ...], x_shape: tuple[int, int, 
     if unknown:
         raise ValueError(f"decoder options {unknown} do not exist for {kind!r}; allowed: {', '.join(allowed)}")
     if kind == "simple":
-        return Decoder(tuple(z_shape), tuple(x_shape), **options)
-    return ResNetDecoder(tuple(z_shape), tuple(x_shape), **options)
+        return Decoder(tuple(z_shape), cast("tuple[int, int, int]", tuple(x_shape)), **options)
+    return ResNetDecoder(tuple(z_shape), cast("tuple[int, int, int]", tuple(x_shape)), **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,9 +696,21 @@ def build_judge(in_shape: tuple[int, int, int], n_classes: int, width: int = 16)
     c, _, _ = _check_in_shape("judge", in_shape)
     w = int(width)
     return nn.Sequential(
-        nn.Conv2d(c, w, 5, padding=2), nn.BatchNorm2d(w), nn.ReLU(),
-        nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(), nn.MaxPool2d(2),
-        nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-        nn.Linear(32 * w, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, n_classes),
+        nn.Conv2d(c, w, 5, padding=2),
+        nn.BatchNorm2d(w),
+        nn.ReLU(),
+        nn.Conv2d(w, w, 3, padding=1),
+        nn.BatchNorm2d(w),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(w, 2 * w, 3, padding=1),
+        nn.BatchNorm2d(2 * w),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(32 * w, 128),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(128, n_classes),
     )

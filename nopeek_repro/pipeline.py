@@ -49,8 +49,12 @@ RUNTIME_KEYS = {"threads", "device"}
 
 
 def _train_common(p: Params) -> dict[str, Any]:
-    return {"train": p.train.model_dump(), "model": p.model.model_dump(), "leakage": p.leakage.model_dump(),
-            "results": "results"}
+    return {
+        "train": p.train.model_dump(),
+        "model": p.model.model_dump(),
+        "leakage": p.leakage.model_dump(),
+        "results": "results",
+    }
 
 
 def _spec(stage: str, item: str | None) -> RunSpec:
@@ -70,8 +74,13 @@ def _number(item: str | None, name: str) -> float:
 def _train_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
     def build(p: Params, item: str | None) -> dict[str, Any]:
         spec = _spec(stage, item)
-        extra = {} if stage == "train_baseline" else dict(defence=spec.defence, alpha_dcor=spec.alpha_dcor, noise=spec.noise)
+        extra = (
+            {}
+            if stage == "train_baseline"
+            else dict(defence=spec.defence, alpha_dcor=spec.alpha_dcor, noise=spec.noise)
+        )
         return {**extra, **_train_common(p)}
+
     return build
 
 
@@ -79,13 +88,19 @@ def _train_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Pa
     def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
         name = _spec(stage, item).name
         return [layout.model_dir(name), layout.train_metrics(name), layout.history(name)]
+
     return outs
 
 
 def _attack_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
     def build(p: Params, item: str | None) -> dict[str, Any]:
-        return {"runs": [_spec(stage, item).name], "attack": p.attack.model_dump(),
-                "train": p.train.model_dump(include=RUNTIME_KEYS), "results": "results"}
+        return {
+            "runs": [_spec(stage, item).name],
+            "attack": p.attack.model_dump(),
+            "train": p.train.model_dump(include=RUNTIME_KEYS),
+            "results": "results",
+        }
+
     return build
 
 
@@ -93,6 +108,7 @@ def _attack_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[P
     def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
         name = _spec(stage, item).name
         return [layout.attack_dir(name), layout.attack_metrics(name)]  # the leak sweep lives in attack_dir
+
     return outs
 
 
@@ -101,8 +117,13 @@ def runs_of(p: Params) -> list[RunSpec]:
     return all_runs(list(p.nopeek.alpha_dcor), list(p.noise.scale))
 
 
-JUDGE_KEYS: tuple[str, ...] = ("classifier_epochs", "classifier_patience", "classifier_seed", "classifier_lr",
-                                "batch_size")
+JUDGE_KEYS: tuple[str, ...] = (
+    "classifier_epochs",
+    "classifier_patience",
+    "classifier_seed",
+    "classifier_lr",
+    "batch_size",
+)
 """The ``attack`` settings the prepare stage uses (the judge's): all it is given, and what dvc.yaml lists for it,
 so its executed notebook never shows a decoder setting that DVC does not track for it."""
 
@@ -110,21 +131,35 @@ so its executed notebook never shows a decoder setting that DVC does not track f
 STAGES: dict[str, Stage] = {
     "prepare": Stage(
         "01_prepare_data",
-        lambda p, _: {"data": p.data.model_dump(), "attack": p.attack.model_dump(include=set(JUDGE_KEYS)),
-                      "train": p.train.model_dump(include=RUNTIME_KEYS), "results": "results"},
+        lambda p, _: {
+            "data": p.data.model_dump(),
+            "attack": p.attack.model_dump(include=set(JUDGE_KEYS)),
+            "train": p.train.model_dump(include=RUNTIME_KEYS),
+            "results": "results",
+        },
         lambda layout, p, _: [layout.prepared.parent, layout.classifier],
     ),
     "train_baseline": Stage("02_train_baseline", _train_params("train_baseline"), _train_outputs("train_baseline")),
-    "train_nopeek": Stage("03_train_nopeek", _train_params("train_nopeek"), _train_outputs("train_nopeek"), "alpha_dcor"),
+    "train_nopeek": Stage(
+        "03_train_nopeek", _train_params("train_nopeek"), _train_outputs("train_nopeek"), "alpha_dcor"
+    ),
     "train_noise": Stage("03_train_nopeek", _train_params("train_noise"), _train_outputs("train_noise"), "noise"),
     "attack_baseline": Stage("04_attack", _attack_params("attack_baseline"), _attack_outputs("attack_baseline")),
-    "attack_nopeek": Stage("04_attack", _attack_params("attack_nopeek"), _attack_outputs("attack_nopeek"), "alpha_dcor"),
+    "attack_nopeek": Stage(
+        "04_attack", _attack_params("attack_nopeek"), _attack_outputs("attack_nopeek"), "alpha_dcor"
+    ),
     "attack_noise": Stage("04_attack", _attack_params("attack_noise"), _attack_outputs("attack_noise"), "noise"),
     "figures": Stage(
         "05_figures",
         lambda p, _: dict(runs=[r.name for r in runs_of(p)], results="results", figures_dir="figures"),
-        lambda layout, p, _: [layout.figures, layout.summary, layout.summary_md, layout.tradeoff_plot,
-                              layout.leak_sweep_all, layout.report],
+        lambda layout, p, _: [
+            layout.figures,
+            layout.summary,
+            layout.summary_md,
+            layout.tradeoff_plot,
+            layout.leak_sweep_all,
+            layout.report,
+        ],
     ),
 }
 
@@ -156,7 +191,9 @@ def kernel_name() -> str:
 
     if KERNEL in KernelSpecManager().find_kernel_specs():
         return KERNEL
-    log.warning("Jupyter kernel %r is not registered (run `python3 kit.py setup`); using this interpreter's python3", KERNEL)
+    log.warning(
+        "Jupyter kernel %r is not registered (run `python3 kit.py setup`); using this interpreter's python3", KERNEL
+    )
     return "python3"
 
 
@@ -166,8 +203,12 @@ def coalesce_streams(nb: Any) -> None:
     for cell in nb.cells:
         merged: list[Any] = []
         for out in cell.get("outputs", []):
-            if merged and out.output_type == "stream" and merged[-1].output_type == "stream" \
-                    and merged[-1].name == out.name:
+            if (
+                merged
+                and out.output_type == "stream"
+                and merged[-1].output_type == "stream"
+                and merged[-1].name == out.name
+            ):
                 merged[-1].text += out.text
             else:
                 merged.append(out)
@@ -199,8 +240,14 @@ def execute(source: Path, output: Path, parameters: dict[str, Any] | None, cwd: 
 
     output.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(
-        read_notebook(source), str(output), parameters=parameters or {}, kernel_name=kernel_name(),
-        cwd=str(cwd), log_output=log_output, progress_bar=False, report_mode=False,
+        read_notebook(source),
+        str(output),
+        parameters=parameters or {},
+        kernel_name=kernel_name(),
+        cwd=str(cwd),
+        log_output=log_output,
+        progress_bar=False,
+        report_mode=False,
     )
     strip_volatile(output)
 
@@ -212,7 +259,9 @@ def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> 
         raise ParamsError(f"stage {stage!r} is unknown; stages are: {', '.join(STAGES)}")
     spec = STAGES[stage]
     if (spec.item_kind is None) != (item is None):
-        raise ParamsError(f"stage {stage} takes {'no item' if spec.item_kind is None else 'one item (' + spec.item_kind + ')'}")
+        raise ParamsError(
+            f"stage {stage} takes {'no item' if spec.item_kind is None else 'one item (' + spec.item_kind + ')'}"
+        )
     params = load(root / "params.yaml")
     if stage.startswith("train_") or stage == "prepare":
         check_device(params, root, warn=stage.startswith("train_"))
@@ -242,9 +291,11 @@ def check_device(params: Params, root: Path, warn: bool = True) -> None:
     resolve_device(params.train.device)  # ParamsError for cuda without a GPU
     if warn and params.train.device == "auto" and not torch.cuda.is_available():
         seconds = estimate(params, root, n_models=1)
-        log.warning("train.device is 'auto' but no GPU is available: this stage trains on the CPU; estimated %s "
-                    "(a few steps timed now; the whole pipeline: `python -m nopeek_repro.pipeline estimate`)",
-                    _duration(seconds))
+        log.warning(
+            "train.device is 'auto' but no GPU is available: this stage trains on the CPU; estimated %s "
+            "(a few steps timed now; the whole pipeline: `python -m nopeek_repro.pipeline estimate`)",
+            _duration(seconds),
+        )
 
 
 def estimate(params: Params, root: Path, n_models: int | None = None) -> float:
@@ -257,9 +308,17 @@ def estimate(params: Params, root: Path, n_models: int | None = None) -> float:
         split = data.load_split(layout.prepared)
     else:
         d = params.data
-        split = data.prepare_dataset(d.dataset, paths.data_dir(root), test_fraction=d.test_fraction,
-                                     split_seed=d.split_seed, n_train=d.n_train, n_test=d.n_test,
-                                     image_size=d.image_size, task=d.task, source=d.source)
+        split = data.prepare_dataset(
+            d.dataset,
+            paths.data_dir(root),
+            test_fraction=d.test_fraction,
+            split_seed=d.split_seed,
+            n_train=d.n_train,
+            n_test=d.n_test,
+            image_size=d.image_size,
+            task=d.task,
+            source=d.source,
+        )
     n = len(runs_of(params)) if n_models is None else n_models
     return train.estimate_seconds(split, params.train, params.model, n, device=params.train.device)
 
@@ -309,11 +368,16 @@ def main(argv: list[str] | None = None) -> int:
             root = paths.find_root()
             params = load(root / "params.yaml")
             seconds = estimate(params, root)
-            what = (f"{_duration(seconds)} of training ({len(runs_of(params))} models x {len(params.train.seeds)} seeds x "
-                    f"{params.train.epochs} epochs, from a few steps timed now)")
+            what = (
+                f"{_duration(seconds)} of training ({len(runs_of(params))} models x {len(params.train.seeds)} seeds x "
+                f"{params.train.epochs} epochs, from a few steps timed now)"
+            )
             if params.train.device != "cpu" and not torch.cuda.is_available():
-                print(f"warning: no GPU on this machine: train.device = {params.train.device!r} runs on the CPU; "
-                      f"estimated {what}", file=sys.stderr)
+                print(
+                    f"warning: no GPU on this machine: train.device = {params.train.device!r} runs on the CPU; "
+                    f"estimated {what}",
+                    file=sys.stderr,
+                )
             else:
                 where = "GPU" if params.train.device != "cpu" else "CPU"
                 print(f"estimated {what} on this machine's {where}")

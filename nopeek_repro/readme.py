@@ -52,9 +52,11 @@ def _med(rows: pd.DataFrame, col: str, digits: int = 3) -> str:
 
 def _seeds(rows: pd.DataFrame, cols: dict[str, int]) -> str:
     """Every seed of ``rows``: ``seed s: col v, col v``; ``; ``-separated."""
-    return "; ".join(f"seed {int(r.seed)}: " + ", ".join(f"{c.replace('_', ' ')} {report.fmt(r[c], d)}"
-                                                           for c, d in cols.items() if c in r)
-                     for _, r in rows.iterrows())
+    return "; ".join(
+        f"seed {int(r.seed)}: "
+        + ", ".join(f"{c.replace('_', ' ')} {report.fmt(r[c], d)}" for c, d in cols.items() if c in r)
+        for _, r in rows.iterrows()
+    )
 
 
 def key_numbers(table: pd.DataFrame, sweep: pd.DataFrame | None) -> str:
@@ -65,31 +67,50 @@ def key_numbers(table: pd.DataFrame, sweep: pd.DataFrame | None) -> str:
     n_runs, n_seeds = table.run.nunique(), table.seed.nunique()
     out = [f"- {n_runs} models × {n_seeds} seeds ({', '.join(str(int(s)) for s in sorted(table.seed.unique()))})."]
     every = {"test_accuracy": 3, "leakage_dcor": 3, "attack_accuracy": 3, "recon_mse": 4}
-    out.append(f"- Baseline, median: test accuracy {_med(base, 'test_accuracy')}, DCOR {_med(base, 'leakage_dcor')}, "
-               f"attack accuracy {_med(base, 'attack_accuracy')}, strongest-attack MSE {_med(base, 'recon_mse', 4)} "
-               f"(the mean image: {_med(base, 'mean_recon_mse', 4)}).")
+    out.append(
+        f"- Baseline, median: test accuracy {_med(base, 'test_accuracy')}, DCOR {_med(base, 'leakage_dcor')}, "
+        f"attack accuracy {_med(base, 'attack_accuracy')}, strongest-attack MSE {_med(base, 'recon_mse', 4)} "
+        f"(the mean image: {_med(base, 'mean_recon_mse', 4)})."
+    )
     if chosen is not None:
         rows = table[table.run == chosen.run]
-        out.append(f"- The NoPeek run chosen on validation, **{chosen.run}**, every seed: "
-                   f"{_seeds(rows, every)}.")
+        out.append(f"- The NoPeek run chosen on validation, **{chosen.run}**, every seed: {_seeds(rows, every)}.")
     if "floor_label_dcor" in base and base.floor_label_dcor.notna().any():
-        out.append(f"- DCOR floors at the same n (baseline's test images): a Z that carries only the class "
-                   f"{_med(base, 'floor_label_dcor')} over the test set, {_med(base, 'floor_label_batch_dcor')} per "
-                   f"batch; the baseline's own Z in a shuffled pairing {_med(base, 'leakage_dcor_shuffled')}.")
-    collapsed = {r: int(g.collapsed.sum()) for r, g in table.groupby("run", sort=False)
-                 if "collapsed" in g and g.collapsed.sum() > 0}
+        out.append(
+            f"- DCOR floors at the same n (baseline's test images): a Z that carries only the class "
+            f"{_med(base, 'floor_label_dcor')} over the test set, {_med(base, 'floor_label_batch_dcor')} per "
+            f"batch; the baseline's own Z in a shuffled pairing {_med(base, 'leakage_dcor_shuffled')}."
+        )
+    collapsed = {
+        r: int(g.collapsed.sum())
+        for r, g in table.groupby("run", sort=False)
+        if "collapsed" in g and g.collapsed.sum() > 0
+    }
     if collapsed:
-        out.append("- Collapsed seeds (test accuracy within 0.05 of chance): "
-                   + ", ".join(f"{r} {n} of {int((table.run == r).sum())}" for r, n in collapsed.items()) + ".")
+        out.append(
+            "- Collapsed seeds (test accuracy within 0.05 of chance): "
+            + ", ".join(f"{r} {n} of {int((table.run == r).sum())}" for r, n in collapsed.items())
+            + "."
+        )
     if "strongest_attack" in table:
         counts = table.strongest_attack.value_counts()
         worse = int((table.recon_mse > table.mean_recon_mse).sum()) if "mean_recon_mse" in table else 0
-        caps = {r: int(g.decoder_hit_cap.sum()) for r, g in table.groupby("run", sort=False)
-                if "decoder_hit_cap" in g and g.decoder_hit_cap.sum() > 0}
-        out.append("- Strongest attack: " + ", ".join(f"{a} on {n}" for a, n in counts.items())
-                   + f" of {len(table)} models and seeds; worse than the mean image on test on {worse}; "
-                   + ("the decoder hit `attack.max_steps` on " + ", ".join(f"{r} {n}" for r, n in caps.items())
-                      if caps else "the decoder stopped by its rule on every one") + ".")
+        caps = {
+            r: int(g.decoder_hit_cap.sum())
+            for r, g in table.groupby("run", sort=False)
+            if "decoder_hit_cap" in g and g.decoder_hit_cap.sum() > 0
+        }
+        out.append(
+            "- Strongest attack: "
+            + ", ".join(f"{a} on {n}" for a, n in counts.items())
+            + f" of {len(table)} models and seeds; worse than the mean image on test on {worse}; "
+            + (
+                "the decoder hit `attack.max_steps` on " + ", ".join(f"{r} {n}" for r, n in caps.items())
+                if caps
+                else "the decoder stopped by its rule on every one"
+            )
+            + "."
+        )
     if sweep is not None and not sweep.empty:
         swept = sweep[sweep.leak_fraction != sweep.leak_fraction.mode().iloc[0]].seed.unique()  # seeds with a sweep
         for run in ["baseline", *([chosen.run] if chosen is not None else [])]:
@@ -97,10 +118,15 @@ def key_numbers(table: pd.DataFrame, sweep: pd.DataFrame | None) -> str:
             rows = part.groupby("leak_fraction")[["recon_mse", "attack_accuracy"]].median()
             if len(rows):
                 seeds = ", ".join(str(int(s)) for s in sorted(part.seed.unique()))
-                out.append(f"- Leak sweep, {run} (seed{'s' if len(part.seed.unique()) > 1 else ''} {seeds}): "
-                           + "; ".join(f"{f:.0%} of the training set leaked: MSE {report.fmt(r.recon_mse, 4)}, "
-                                       f"attack accuracy {report.fmt(r.attack_accuracy, 3)}"
-                                       for f, r in rows.iterrows()) + ".")
+                out.append(
+                    f"- Leak sweep, {run} (seed{'s' if len(part.seed.unique()) > 1 else ''} {seeds}): "
+                    + "; ".join(
+                        f"{f:.0%} of the training set leaked: MSE {report.fmt(r.recon_mse, 4)}, "
+                        f"attack accuracy {report.fmt(r.attack_accuracy, 3)}"
+                        for f, r in rows.iterrows()
+                    )
+                    + "."
+                )
     return "\n".join(out)
 
 
@@ -111,8 +137,9 @@ def blocks(root: Path) -> dict[str, str]:
     return {
         "results-table": _first_table((results / "summary.md").read_text()),
         "claims": _first_table((results / "report.md").read_text(), after="## The paper's claims"),
-        "key-numbers": key_numbers(pd.read_csv(results / "summary.csv"),
-                                   pd.read_csv(sweep) if sweep.is_file() else None),
+        "key-numbers": key_numbers(
+            pd.read_csv(results / "summary.csv"), pd.read_csv(sweep) if sweep.is_file() else None
+        ),
         "every-seed": _first_table((results / "report.md").read_text(), after="## Every seed"),
     }
 
@@ -132,7 +159,7 @@ def sync(readme: str, new: dict[str, str]) -> tuple[str, list[str]]:
             raise ValueError(f"README.md has no block <!-- generated:{name} --> ... <!-- /generated:{name} -->")
         if match.group(2) != text:
             changed.append(name)
-            readme = readme[: match.start(2)] + text + readme[match.end(2):]
+            readme = readme[: match.start(2)] + text + readme[match.end(2) :]
     return readme, changed
 
 
@@ -145,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     text, changed = sync(path.read_text(), blocks(root))
     if args.check:
         if changed:
-            print(f"README.md: block(s) {', '.join(changed)} differ from results/; run python -m nopeek_repro.readme",
-                  file=sys.stderr)
+            print(
+                f"README.md: block(s) {', '.join(changed)} differ from results/; run python -m nopeek_repro.readme",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if changed:

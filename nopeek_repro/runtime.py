@@ -23,8 +23,16 @@ def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
 
     It writes to stdout, like the notebooks' own prints: a kernel flushes stdout and stderr
     separately, so a bar on stderr could land before or after a print, run to run."""
-    return tqdm(iterable, desc=desc, disable=not enabled, leave=True, mininterval=0, miniters=1, file=sys.stdout,
-                bar_format="{desc}: {n_fmt}/{total_fmt} {bar:20}{postfix}")
+    return tqdm(
+        iterable,
+        desc=desc,
+        disable=not enabled,
+        leave=True,
+        mininterval=0,
+        miniters=1,
+        file=sys.stdout,
+        bar_format="{desc}: {n_fmt}/{total_fmt} {bar:20}{postfix}",
+    )
 
 
 def set_determinism(seed: int, threads: int) -> None:
@@ -46,8 +54,10 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ParamsError("train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto "
-                          "(CUDA when available, else the CPU)")
+        raise ParamsError(
+            "train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto "
+            "(CUDA when available, else the CPU)"
+        )
     return torch.device(device)
 
 

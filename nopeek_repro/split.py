@@ -157,4 +157,6 @@ class Server:
     def predict(self, z: Tensor, batch_size: int = 512) -> Tensor:
         """Class predictions for received activations."""
         self.net.eval()
-        return torch.cat([self.net(z[i : i + batch_size].to(self.device)).argmax(1).cpu() for i in range(0, len(z), batch_size)])
+        return torch.cat(
+            [self.net(z[i : i + batch_size].to(self.device)).argmax(1).cpu() for i in range(0, len(z), batch_size)]
+        )

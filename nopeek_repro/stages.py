@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -38,19 +38,36 @@ __all__ = ["Layout", "attack_run", "make_figures", "make_layout", "prepare", "tr
 def prepare(layout: Layout, params: DataParams, data_dir: Path) -> data.Split:
     """Check and load the raw data set, make the seeded split, save it; returns the split."""
     split = data.prepare_dataset(
-        params.dataset, data_dir, test_fraction=params.test_fraction, split_seed=params.split_seed,
-        n_train=params.n_train, n_test=params.n_test, image_size=params.image_size, task=params.task,
-        source=params.source)
+        params.dataset,
+        data_dir,
+        test_fraction=params.test_fraction,
+        split_seed=params.split_seed,
+        n_train=params.n_train,
+        n_test=params.n_test,
+        image_size=params.image_size,
+        task=params.task,
+        source=params.source,
+    )
     split = data.with_validation(split, params.val_fraction, params.split_seed)
+    assert split.val_idx is not None and split.y_val is not None  # with_validation sets both
     data.save_split(split, layout.prepared)
-    (layout.prepared.parent / "split.json").write_text(json.dumps({
-        "dataset": params.dataset, "n_train": len(split.train_idx), "n_val": len(split.val_idx),
-        "n_test": len(split.test_idx),
-        "image_shape": list(split.image_shape), "n_classes": split.n_classes,
-        "train_class_counts": np.bincount(split.y_train.numpy(), minlength=split.n_classes).tolist(),
-        "val_class_counts": np.bincount(split.y_val.numpy(), minlength=split.n_classes).tolist(),
-        "test_class_counts": np.bincount(split.y_test.numpy(), minlength=split.n_classes).tolist(),
-    }, indent=1) + "\n")
+    (layout.prepared.parent / "split.json").write_text(
+        json.dumps(
+            {
+                "dataset": params.dataset,
+                "n_train": len(split.train_idx),
+                "n_val": len(split.val_idx),
+                "n_test": len(split.test_idx),
+                "image_shape": list(split.image_shape),
+                "n_classes": split.n_classes,
+                "train_class_counts": np.bincount(split.y_train.numpy(), minlength=split.n_classes).tolist(),
+                "val_class_counts": np.bincount(split.y_val.numpy(), minlength=split.n_classes).tolist(),
+                "test_class_counts": np.bincount(split.y_test.numpy(), minlength=split.n_classes).tolist(),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return split
 
 
@@ -63,8 +80,14 @@ def train_classifier(layout: Layout, train_params: TrainParams, params: AttackPa
     return info
 
 
-def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelParams, block_size: int = 1024,
-              progress: bool = True) -> pd.DataFrame:
+def train_run(
+    layout: Layout,
+    spec: RunSpec,
+    params: TrainParams,
+    model: ModelParams,
+    block_size: int = 1024,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Train ``spec`` once per seed; save models, the per-epoch history and the metrics file."""
     split = data.load_split(layout.prepared)
     per_seed, histories = {}, []
@@ -80,8 +103,9 @@ def train_run(layout: Layout, spec: RunSpec, params: TrainParams, model: ModelPa
     return pd.DataFrame.from_dict(per_seed, orient="index").rename_axis("seed")
 
 
-def attack_run(layout: Layout, run: str, train_params: TrainParams, params: AttackParams,
-               progress: bool = True) -> pd.DataFrame:
+def attack_run(
+    layout: Layout, run: str, train_params: TrainParams, params: AttackParams, progress: bool = True
+) -> pd.DataFrame:
     """Every attack protocol on every seed's trained client of ``run``; saves metrics, the leak sweep, examples.
 
     Per seed: the main attack at ``leak_fraction`` (all attacks, the strongest reported); on the first
@@ -95,7 +119,9 @@ def attack_run(layout: Layout, run: str, train_params: TrainParams, params: Atta
         raise FileNotFoundError(f"{layout.model_dir(run)}: no trained seeds; run the training stage of {run} first")
     classifier, _ = attacks.load_classifier(layout.classifier, split, train_params.device)
     extra = set(seeds[: params.sweep_seeds] if params.sweep_seeds is not None else seeds)
-    jobs = [(s, f) for s in seeds for f in sorted({params.leak_fraction, *(params.leak_sweep if s in extra else [])})]
+    jobs: list[tuple[int, float | None]] = [
+        (s, f) for s in seeds for f in sorted({params.leak_fraction, *(params.leak_sweep if s in extra else [])})
+    ]
     jobs += [(s, None) for s in seeds if s in extra and params.authors_split is not None]
     per_seed: dict[int, dict] = {}
     examples, sweep, trained = {}, [], {}
@@ -114,7 +140,10 @@ def attack_run(layout: Layout, run: str, train_params: TrainParams, params: Atta
     out = layout.attack_dir(run)
     out.mkdir(parents=True, exist_ok=True)
     shown = attacks.example_indices(split.y_test, params.n_examples)
-    np.savez_compressed(out / "examples.npz", test_pos=shown, test_idx=split.test_idx[shown], **examples)
+    # numpy's stub: a ** dict might fill allow_pickle; these keys ("seed<n>") never do
+    np.savez_compressed(
+        out / "examples.npz", test_pos=shown, test_idx=split.test_idx[shown], **cast("dict[str, Any]", examples)
+    )
     pd.DataFrame(sweep).to_csv(layout.leak_sweep(run), index=False, float_format="%.6g")
     summary.write_metrics(layout.attack_metrics(run), per_seed)
     return pd.DataFrame.from_dict(per_seed, orient="index").rename_axis("seed")
@@ -137,13 +166,22 @@ def report_context(layout: Layout, table: pd.DataFrame, runs: list[RunSpec]) -> 
     if cut is None:  # the architecture's own cut, named
         depth = run["model"].get("depth")
         cut = f"{models.default_cut(run['model']['arch'], **({} if depth is None else {'depth': depth}))} (default)"
-    return ReportContext(dataset=split_info["dataset"], n_classes=int(split_info["n_classes"]), arch=run["model"]["arch"],
-                         cut_layer=cut, epochs=epochs,
-                         seeds=sorted(int(s) for s in table.seed.unique()), leak_fraction=fraction,
-                         clean_accuracy=judge["clean_accuracy"] if judge else None, judge=judge,
-                         batch_size=run.get("batch_size"), n_test=int(split_info["n_test"]),
-                         notes=[f"{split_info['n_train']} training, {n_val} validation and {split_info['n_test']} "
-                                "held-out test images."])
+    return ReportContext(
+        dataset=split_info["dataset"],
+        n_classes=int(split_info["n_classes"]),
+        arch=run["model"]["arch"],
+        cut_layer=cut,
+        epochs=epochs,
+        seeds=sorted(int(s) for s in table.seed.unique()),
+        leak_fraction=fraction,
+        clean_accuracy=judge["clean_accuracy"] if judge else None,
+        judge=judge,
+        batch_size=run.get("batch_size"),
+        n_test=int(split_info["n_test"]),
+        notes=[
+            f"{split_info['n_train']} training, {n_val} validation and {split_info['n_test']} held-out test images."
+        ],
+    )
 
 
 def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dict[str, Figure]]:
@@ -153,15 +191,17 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     names = [r.name for r in runs]
     split_info = json.loads((layout.prepared.parent / "split.json").read_text())
     chance = 1.0 / int(split_info["n_classes"])
-    table = summary.build(runs, {n: layout.train_metrics(n) for n in names}, {n: layout.attack_metrics(n) for n in names},
-                          chance=chance)
+    table = summary.build(
+        runs, {n: layout.train_metrics(n) for n in names}, {n: layout.attack_metrics(n) for n in names}, chance=chance
+    )
     layout.summary.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(layout.summary, index=False, float_format="%.6g")
     agg = summary.aggregate(table)
     layout.summary_md.write_text(summary.markdown_table(agg))
     layout.tradeoff_plot.parent.mkdir(parents=True, exist_ok=True)
     table[["run", "seed", "defence", "recon_mse", "test_accuracy", "leakage_dcor"]].to_csv(
-        layout.tradeoff_plot, index=False, float_format="%.6g")
+        layout.tradeoff_plot, index=False, float_format="%.6g"
+    )
     sweep = pd.concat([pd.read_csv(layout.leak_sweep(n)) for n in names], ignore_index=True)
     sweep.to_csv(layout.leak_sweep_all, index=False, float_format="%.6g")
 
@@ -170,11 +210,15 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
 
     split = data.load_split(layout.prepared)
     first = np.load(layout.attack_dir(names[0]) / "examples.npz")
-    recons = {n: np.load(layout.attack_dir(n) / "examples.npz")[f"seed{table[table.run == n].seed.min()}"] for n in names}
+    recons = {
+        n: np.load(layout.attack_dir(n) / "examples.npz")[f"seed{table[table.run == n].seed.min()}"] for n in names
+    }
     histories = pd.concat([pd.read_csv(layout.history(n)) for n in names if RunSpec.from_name(n).defence != "noise"])
     figs = {
         "tradeoff": figures.tradeoff(table, agg, chance=context.chance),
-        "reconstructions": figures.reconstruction_grid(split.x_test[first["test_pos"]].numpy(), recons, k=len(first["test_pos"])),
+        "reconstructions": figures.reconstruction_grid(
+            split.x_test[first["test_pos"]].numpy(), recons, k=len(first["test_pos"])
+        ),
         "leakage_vs_alpha": figures.leakage_vs_alpha(table, agg, chance=context.chance),
         "training_curves": figures.training_curves(histories),
         "leak_sweep": figures.leak_sweep(sweep, chance=context.chance, clean_accuracy=context.clean_accuracy),

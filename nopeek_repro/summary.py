@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -45,19 +46,49 @@ COLLAPSE_MARGIN = 0.05
 
 IDS = ["run", "defence", "alpha_dcor", "noise", "seed", "leak_fraction", "collapsed"]
 TRAIN_METRICS = [
-    "test_accuracy", "val_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "val_leakage_dcor",
-    "leakage_dcor_shuffled", "batch_dcor", "batch_dcor_shuffled", "floor_label_dcor", "floor_label_batch_dcor",
+    "test_accuracy",
+    "val_accuracy",
+    "leakage_dcor",
+    "leakage_dcor_unbiased",
+    "val_leakage_dcor",
+    "leakage_dcor_shuffled",
+    "batch_dcor",
+    "batch_dcor_shuffled",
+    "floor_label_dcor",
+    "floor_label_batch_dcor",
 ]
 ATTACK_METRICS = [
-    "recon_mse", "recon_psnr", "recon_ssim", "attack_accuracy", "strongest_attack",
-    "decoder_recon_mse", "ridge_recon_mse", "mean_recon_mse",
-    "decoder_recon_ssim", "ridge_recon_ssim", "mean_recon_ssim",
-    "decoder_attack_accuracy", "ridge_attack_accuracy", "mean_attack_accuracy",
-    "decoder_holdout_mse", "ridge_holdout_mse", "mean_holdout_mse",
-    "decoder_steps", "decoder_best_step", "decoder_hit_cap", "decoder_lr_drops", "decoder_budget_25",
+    "recon_mse",
+    "recon_psnr",
+    "recon_ssim",
+    "attack_accuracy",
+    "strongest_attack",
+    "decoder_recon_mse",
+    "ridge_recon_mse",
+    "mean_recon_mse",
+    "decoder_recon_ssim",
+    "ridge_recon_ssim",
+    "mean_recon_ssim",
+    "decoder_attack_accuracy",
+    "ridge_attack_accuracy",
+    "mean_attack_accuracy",
+    "decoder_holdout_mse",
+    "ridge_holdout_mse",
+    "mean_holdout_mse",
+    "decoder_steps",
+    "decoder_best_step",
+    "decoder_hit_cap",
+    "decoder_lr_drops",
+    "decoder_budget_25",
     "decoder_budget_50",
-    "ridge_r", "ridge_on_edge", "n_leaked", "n_holdout",
-    "authors_recon_mse", "authors_recon_psnr", "authors_recon_ssim", "authors_attack_accuracy",
+    "ridge_r",
+    "ridge_on_edge",
+    "n_leaked",
+    "n_holdout",
+    "authors_recon_mse",
+    "authors_recon_psnr",
+    "authors_recon_ssim",
+    "authors_attack_accuracy",
     "authors_strongest_attack",
 ]
 COLUMNS = IDS + TRAIN_METRICS + ATTACK_METRICS
@@ -76,7 +107,7 @@ def _median(values: list[float]) -> float:
     return v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2
 
 
-def write_metrics(path: Path, per_seed: dict[int, dict[str, float | str]]) -> dict:
+def write_metrics(path: Path, per_seed: Mapping[int, Mapping[str, float | str]]) -> dict:
     """Write a metrics JSON: medians over seeds of numeric metrics at the top level, per-seed values under ``per_seed``."""
     if not per_seed:
         raise ValueError(f"{path}: no seeds to write")
@@ -86,8 +117,12 @@ def write_metrics(path: Path, per_seed: dict[int, dict[str, float | str]]) -> di
         vals = [float(m[k]) for m in per_seed.values() if _num(m.get(k)) and not math.isnan(float(m[k]))]
         if vals and all(_num(m.get(k)) for m in per_seed.values()):
             top[k] = round(_median(vals), 6)
-    doc = {**top, "per_seed": {str(s): {k: (round(float(v), 6) if _num(v) else v) for k, v in m.items()}
-                               for s, m in per_seed.items()}}
+    doc = {
+        **top,
+        "per_seed": {
+            str(s): {k: (round(float(v), 6) if _num(v) else v) for k, v in m.items()} for s, m in per_seed.items()
+        },
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1) + "\n")
     return doc
@@ -99,8 +134,9 @@ def read_per_seed(path: Path) -> dict[int, dict[str, float | str]]:
     return {int(s): m for s, m in json.loads(path.read_text())["per_seed"].items()}
 
 
-def build(runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: dict[str, Path],
-          chance: float | None = None) -> pd.DataFrame:
+def build(
+    runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: dict[str, Path], chance: float | None = None
+) -> pd.DataFrame:
     """Join training and attack metrics of every run into the tidy table (see module doc)."""
     rows = []
     for spec in runs:
@@ -109,12 +145,22 @@ def build(runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: d
         for seed in sorted(tr):
             if seed not in at:
                 raise ValueError(f"{attack_metrics[spec.name]}: no attack result for seed {seed}")
-            rows.append({"run": spec.name, "defence": spec.defence, "alpha_dcor": spec.alpha_dcor,
-                         "noise": spec.noise, "seed": seed, **tr[seed], **at[seed]})
+            rows.append(
+                {
+                    "run": spec.name,
+                    "defence": spec.defence,
+                    "alpha_dcor": spec.alpha_dcor,
+                    "noise": spec.noise,
+                    "seed": seed,
+                    **tr[seed],
+                    **at[seed],
+                }
+            )
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     if chance is not None:
-        table["collapsed"] = (table.test_accuracy <= chance + COLLAPSE_MARGIN + 1e-9).astype(float).where(
-            table.test_accuracy.notna())
+        table["collapsed"] = (
+            (table.test_accuracy <= chance + COLLAPSE_MARGIN + 1e-9).astype(float).where(table.test_accuracy.notna())
+        )
     return table
 
 
@@ -141,13 +187,34 @@ def aggregate(summary: pd.DataFrame) -> pd.DataFrame:
     out["n_collapsed"] = g["collapsed"].sum(min_count=1)
     out["strongest"] = g["strongest_attack"].agg(strongest_counts)
     stats = g[METRICS]
-    parts = [out, stats.median(), *(frame.add_suffix(suffix) for suffix, frame in (
-        ("_min", stats.min()), ("_max", stats.max()), ("_mean", stats.mean()), ("_std", stats.std(ddof=1))))]
+    parts = [
+        out,
+        stats.median(),
+        *(
+            frame.add_suffix(suffix)
+            for suffix, frame in (
+                ("_min", stats.min()),
+                ("_max", stats.max()),
+                ("_mean", stats.mean()),
+                ("_std", stats.std(ddof=1)),
+            )
+        ),
+    ]
     return pd.concat(parts, axis=1).copy().reset_index()
 
 
-SHOWN = ["test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "recon_mse", "recon_ssim", "attack_accuracy",
-         "decoder_recon_mse", "ridge_recon_mse", "mean_recon_mse", "authors_recon_mse"]
+SHOWN = [
+    "test_accuracy",
+    "leakage_dcor",
+    "leakage_dcor_unbiased",
+    "recon_mse",
+    "recon_ssim",
+    "attack_accuracy",
+    "decoder_recon_mse",
+    "ridge_recon_mse",
+    "mean_recon_mse",
+    "authors_recon_mse",
+]
 """The metrics :func:`markdown_table` shows."""
 
 
@@ -172,10 +239,14 @@ def markdown_table(agg: pd.DataFrame) -> str:
     """The aggregate as a Markdown table: median [min, max] over seeds, collapses and the strongest attack."""
     shown = [m for m in SHOWN if m in agg and agg[m].notna().any()]
     head = ["run", "seeds", "collapsed", *shown, "strongest attack"]
-    lines = ["Median [min, max] over seeds. `recon_*` and `attack_accuracy`: the strongest attack of each "
-             "model and seed (lowest MSE on the attacker's held-out slice); `collapsed`: seeds within "
-             f"{COLLAPSE_MARGIN:g} of chance accuracy.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        "Median [min, max] over seeds. `recon_*` and `attack_accuracy`: the strongest attack of each "
+        "model and seed (lowest MSE on the attacker's held-out slice); `collapsed`: seeds within "
+        f"{COLLAPSE_MARGIN:g} of chance accuracy.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for _, r in agg.iterrows():
         col = "–" if pd.isna(r.n_collapsed) else str(int(r.n_collapsed))
         cells = [str(r.run), str(int(r.n_seeds)), col, *(cell(r, m) for m in shown), r.strongest or "–"]

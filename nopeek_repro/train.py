@@ -46,12 +46,14 @@ class Trained:
     batch_size: int | None = None  # the training batch size (the per-batch DCOR's n)
 
 
-def make_parties(spec: RunSpec, model: ModelParams, split: Split, lr: float, alpha_task: float, seed: int,
-                 device: str = "cpu") -> tuple[Client, Server]:
+def make_parties(
+    spec: RunSpec, model: ModelParams, split: Split, lr: float, alpha_task: float, seed: int, device: str = "cpu"
+) -> tuple[Client, Server]:
     """A freshly initialised client/server pair (weights from ``seed``) on ``device``."""
     torch.manual_seed(seed)
-    client_net, server_net = build_split_model(model.arch, model.cut_layer, split.image_shape, split.n_classes,
-                                               **model.options())
+    client_net, server_net = build_split_model(
+        model.arch, model.cut_layer, split.image_shape, split.n_classes, **model.options()
+    )
     dev = resolve_device(device)
     client = Client(client_net.to(dev), lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed)
     server = Server(server_net.to(dev), lr=lr, alpha_task=alpha_task)
@@ -59,8 +61,15 @@ def make_parties(spec: RunSpec, model: ModelParams, split: Split, lr: float, alp
 
 
 @torch.no_grad()
-def evaluate(client: Client, server: Server, split: Split, block_size: int = 1024,
-             dtype: torch.dtype = torch.float64, full: bool = True, batch_size: int = 64) -> dict[str, float]:
+def evaluate(
+    client: Client,
+    server: Server,
+    split: Split,
+    block_size: int = 1024,
+    dtype: torch.dtype = torch.float64,
+    full: bool = True,
+    batch_size: int = 64,
+) -> dict[str, float]:
     """Test accuracy and leakage DCOR(X, Z) (V-statistic) on the held-out test set; with ``full``, also
     the bias-corrected dCor^2, the validation part's accuracy and DCOR (what selections use) and the
     per-batch DCOR with its floors at ``batch_size`` and over the whole test set (:mod:`nopeek_repro.floors`).
@@ -91,8 +100,10 @@ def train(
     """Train one split model of ``spec`` with one seed; see the module doc for what is recorded."""
     set_determinism(seed, params.threads)
     client, server = make_parties(spec, model, split, params.lr, params.alpha_task, seed, params.device)
-    schedules = [torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones),
-                                                      gamma=params.lr_gamma) for p in (client, server)]
+    schedules = [
+        torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones), gamma=params.lr_gamma)
+        for p in (client, server)
+    ]
     order = torch.Generator().manual_seed(seed)
     rows = []
     bar = progress_bar(range(1, params.epochs + 1), f"{spec.name} seed {seed}", progress)
@@ -130,9 +141,15 @@ def save(trained: Trained, folder: Path) -> None:
     torch.save(trained.client.net.state_dict(), folder / "client.pt")
     torch.save(trained.server.net.state_dict(), folder / "server.pt")
     trained.history.to_csv(folder / "history.csv", index=False, float_format="%.6g")
-    run = {"name": trained.spec.name, "defence": trained.spec.defence, "alpha_dcor": trained.spec.alpha_dcor,
-           "noise": trained.spec.noise, "seed": trained.seed, "model": trained.model.model_dump(),
-           "batch_size": trained.batch_size}
+    run = {
+        "name": trained.spec.name,
+        "defence": trained.spec.defence,
+        "alpha_dcor": trained.spec.alpha_dcor,
+        "noise": trained.spec.noise,
+        "seed": trained.seed,
+        "model": trained.model.model_dump(),
+        "batch_size": trained.batch_size,
+    }
     (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")
 
 
@@ -149,13 +166,16 @@ def load(folder: Path, split: Split, params: TrainParams) -> Trained:
     return Trained(spec, run["seed"], model, client, server, pd.read_csv(folder / "history.csv"), run.get("batch_size"))
 
 
-def estimate_seconds(split: Split, params: TrainParams, model: ModelParams, n_models: int, device: str = "cpu",
-                     steps: int = 3) -> float:
+def estimate_seconds(
+    split: Split, params: TrainParams, model: ModelParams, n_models: int, device: str = "cpu", steps: int = 3
+) -> float:
     """Rough run time of training ``n_models`` models x seeds x epochs, from timing a few real NoPeek steps now."""
     import time
 
     set_determinism(0, params.threads)
-    client, server = make_parties(RunSpec("nopeek", alpha_dcor=1.0), model, split, params.lr, params.alpha_task, 0, device)
+    client, server = make_parties(
+        RunSpec("nopeek", alpha_dcor=1.0), model, split, params.lr, params.alpha_task, 0, device
+    )
     n = min(params.batch_size, len(split.x_train))
     x, y = split.x_train[:n], split.y_train[:n]
     client.backward(server.train_step(client.forward(x), y))  # warm-up

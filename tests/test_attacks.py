@@ -14,8 +14,9 @@ FAST = dict(batch_size=32, max_steps=60, eval_every=10, patience=2)
 
 
 def _trained(split, spec=RunSpec()):
-    return train.train(spec, split, config.TrainParams(seeds=[0], epochs=1, batch_size=32), config.ModelParams(), 0,
-                       progress=False)
+    return train.train(
+        spec, split, config.TrainParams(seeds=[0], epochs=1, batch_size=32), config.ModelParams(), 0, progress=False
+    )
 
 
 def test_leak_indices():
@@ -70,11 +71,14 @@ def test_decoder_stops_when_held_out_mse_stops_improving():
     evaluations, keep the best weights and report that it did not hit the cap."""
     g = torch.Generator().manual_seed(0)
     z, x = torch.randn(64, 4, 7, 7, generator=g), torch.rand(64, 1, 28, 28, generator=g)
-    ap = config.AttackParams(batch_size=16, max_steps=10_000, eval_every=5, patience=3, decoder_lr=1e-2,
-                             min_improvement=0.0, lr_drops=0)
+    ap = config.AttackParams(
+        batch_size=16, max_steps=10_000, eval_every=5, patience=3, decoder_lr=1e-2, min_improvement=0.0, lr_drops=0
+    )
     dec, fit = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], ap, seed=0, device=torch.device("cpu"))
     assert not fit.hit_cap and fit.steps < 10_000 and fit.lr_drops == 0
-    assert fit.steps - fit.best_step == ap.patience * ap.eval_every  # stopped exactly `patience` evaluations after the best
+    assert (
+        fit.steps - fit.best_step == ap.patience * ap.eval_every
+    )  # stopped exactly `patience` evaluations after the best
     assert attacks._mse(dec, z[48:], x[48:]) == pytest.approx(fit.best_mse)  # the best weights are the ones kept
     assert fit.budget(1.0) == pytest.approx(1.0) and fit.budget(0.25) >= 1.0
 
@@ -84,10 +88,12 @@ def test_decoder_drops_its_learning_rate_at_each_plateau_before_it_stops():
     g = torch.Generator().manual_seed(0)
     z, x = torch.randn(64, 4, 7, 7, generator=g), torch.rand(64, 1, 28, 28, generator=g)
     common = dict(batch_size=16, max_steps=10_000, eval_every=5, patience=3, min_improvement=0.0)
-    _, once = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], config.AttackParams(lr_drops=0, **common), 0,
-                                  torch.device("cpu"))
-    _, thrice = attacks.fit_decoder(z[:48], x[:48], z[48:], x[48:], config.AttackParams(lr_drops=2, **common), 0,
-                                    torch.device("cpu"))
+    _, once = attacks.fit_decoder(
+        z[:48], x[:48], z[48:], x[48:], config.AttackParams(lr_drops=0, **common), 0, torch.device("cpu")
+    )
+    _, thrice = attacks.fit_decoder(
+        z[:48], x[:48], z[48:], x[48:], config.AttackParams(lr_drops=2, **common), 0, torch.device("cpu")
+    )
     assert thrice.lr_drops == 2 and not thrice.hit_cap
     assert thrice.steps >= once.steps + 2 * common["patience"] * common["eval_every"]  # two more plateaus at least
     assert thrice.best_mse <= once.best_mse
@@ -99,10 +105,12 @@ def test_decoder_improvement_must_exceed_min_improvement():
     z = torch.randn(96, 4, 7, 7, generator=g)
     x = torch.sigmoid(torch.nn.functional.interpolate(z[:, :1], size=28))
     common = dict(batch_size=16, max_steps=400, eval_every=5, patience=2, lr_drops=0)
-    _, strict = attacks.fit_decoder(z[:80], x[:80], z[80:], x[80:], config.AttackParams(min_improvement=0.0, **common),
-                                    0, torch.device("cpu"))
-    _, loose = attacks.fit_decoder(z[:80], x[:80], z[80:], x[80:], config.AttackParams(min_improvement=0.5, **common),
-                                   0, torch.device("cpu"))
+    _, strict = attacks.fit_decoder(
+        z[:80], x[:80], z[80:], x[80:], config.AttackParams(min_improvement=0.0, **common), 0, torch.device("cpu")
+    )
+    _, loose = attacks.fit_decoder(
+        z[:80], x[:80], z[80:], x[80:], config.AttackParams(min_improvement=0.5, **common), 0, torch.device("cpu")
+    )
     assert loose.steps < strict.steps
 
 
@@ -164,8 +172,18 @@ def test_authors_protocol_splits_the_test_pairs():
 def _with_val(split):
     from nopeek_repro import data
 
-    return data.with_validation(data.Split(split.x_train.clone(), split.y_train.clone(), split.x_test, split.y_test,
-                                           split.train_idx.copy(), split.test_idx), 0.2, 0)
+    return data.with_validation(
+        data.Split(
+            split.x_train.clone(),
+            split.y_train.clone(),
+            split.x_test,
+            split.y_test,
+            split.train_idx.copy(),
+            split.test_idx,
+        ),
+        0.2,
+        0,
+    )
 
 
 def test_judge_is_independent_early_stopped_and_reloads(tiny_split, tmp_path):
@@ -200,8 +218,9 @@ def test_authors_attack_metrics(tiny_split):
 
 def test_resnet_decoder_attack_runs(tiny_split):
     trained = _trained(tiny_split)
-    ap = config.AttackParams(leak_fraction=0.25, batch_size=16, max_steps=4, eval_every=2, n_examples=2,
-                             decoder="resnet", decoder_width=8)
+    ap = config.AttackParams(
+        leak_fraction=0.25, batch_size=16, max_steps=4, eval_every=2, n_examples=2, decoder="resnet", decoder_width=8
+    )
     res = attacks.decoder_attack(trained.client, tiny_split, ap, seed=0)
     assert res.examples.shape == (2, 1, 28, 28) and np.isfinite(res.metrics["recon_mse"])
 

@@ -12,8 +12,19 @@ import torch
 from benchmarks import bench_dcor as bench
 from nopeek_repro.dcor import distance_correlation
 
-COLUMNS = ("n", "d_z", "kit fwd", "kit fwd+bwd", "floor", "dcor pkg", "naive", "kit/floor", "dcor pkg/kit",
-           "kit MiB", "pkg MiB")
+COLUMNS = (
+    "n",
+    "d_z",
+    "kit fwd",
+    "kit fwd+bwd",
+    "floor",
+    "dcor pkg",
+    "naive",
+    "kit/floor",
+    "dcor pkg/kit",
+    "kit MiB",
+    "pkg MiB",
+)
 STATUS = re.compile(r"^(met|NOT met \(.+\)|not measured( .+)?)$")
 
 
@@ -24,8 +35,13 @@ def test_naive_reference_computes_the_same_statistic():
 
 
 def test_quick_benchmark_prints_every_measure(root):
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_dcor", "--quick", "--repeat", "1", "--max-gib", "0.5"],
-                          cwd=root, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_dcor", "--quick", "--repeat", "1", "--max-gib", "0.5"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     header = next(line for line in lines if line.split()[:2] == ["n", "d_z"])
@@ -43,7 +59,7 @@ def test_quick_benchmark_prints_every_measure(root):
     # the targets table: a header and one line per target, each with a status
     start = lines.index("# targets (all measured above, in this run)")
     assert lines[start + 1].split("|")[0].strip() == "target"
-    targets = lines[start + 2:]
+    targets = lines[start + 2 :]
     assert len(targets) == 4
     names = [t.split("|")[0] for t in targets]
     assert "dcor pkg fwd, n=256, d_z=6272: >= 200x" in names[0]
@@ -56,8 +72,18 @@ def test_quick_benchmark_prints_every_measure(root):
 
 
 def _row(n, dz, kit, floor, pkg=None):
-    return {"n": n, "d_z": dz, "kit_fwd": kit / 2, "kit_fwd_bwd": kit, "floor": floor, "dcor_pkg": pkg,
-            "naive": None, "kit_mib": 1.0, "pkg_mib": None, "pkg_need_gib": bench.pkg_need_gib(n, dz)}
+    return {
+        "n": n,
+        "d_z": dz,
+        "kit_fwd": kit / 2,
+        "kit_fwd_bwd": kit,
+        "floor": floor,
+        "dcor_pkg": pkg,
+        "naive": None,
+        "kit_mib": 1.0,
+        "pkg_mib": None,
+        "pkg_need_gib": bench.pkg_need_gib(n, dz),
+    }
 
 
 def test_target_lines_met():
@@ -101,7 +127,12 @@ def test_decoder_benchmark_compares_the_two_layouts(root):
     _, a = bench_decoder.steps(torch.contiguous_format, z, x, n=5)
     _, b = bench_decoder.steps(torch.channels_last, z, x, n=5)
     assert a == pytest.approx(b, rel=1e-4)
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_decoder", "--quick"], cwd=root,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_decoder", "--quick"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "ratio NCHW / NHWC:" in proc.stdout and "ms/step" in proc.stdout

@@ -29,17 +29,29 @@ def _write(tmp_path, patch):
     "patch,expected",
     [
         ({"nopeek.alpha_dcor": [10, -1]}, r"params.yaml: nopeek.alpha_dcor\[1\] = -1: Input should be greater than 0"),
-        ({"data.dataset": "imagenet"}, r"data.dataset = 'imagenet': Input should be 'mnist-sample', 'mnist', 'fashion-mnist', 'cifar10', 'utkface', 'folder' or 'npz'"),
-        ({"data.dataset": "folder"}, r"data.source = None: needed for data.dataset = 'folder': the path under data/ of a folder of class sub-folders"),
+        (
+            {"data.dataset": "imagenet"},
+            r"data.dataset = 'imagenet': Input should be 'mnist-sample', 'mnist', 'fashion-mnist', 'cifar10', 'utkface', 'folder' or 'npz'",
+        ),
+        (
+            {"data.dataset": "folder"},
+            r"data.source = None: needed for data.dataset = 'folder': the path under data/ of a folder of class sub-folders",
+        ),
         ({"model.arch": "vgg"}, r"model.arch = 'vgg': Input should be 'cnn', 'resnet29' or 'utkface'"),
-        ({"model.cut_layer": "stage5.block0"}, r"model.cut_layer = 'stage5.block0': not a cut point of cnn; allowed: block1, block2, or 1..2"),
+        (
+            {"model.cut_layer": "stage5.block0"},
+            r"model.cut_layer = 'stage5.block0': not a cut point of cnn; allowed: block1, block2, or 1..2",
+        ),
         ({"train.device": "tpu"}, r"train.device = 'tpu': Input should be 'cpu', 'cuda' or 'auto'"),
         ({"attack.decoder": "unet"}, r"attack.decoder = 'unet': Input should be 'simple' or 'resnet'"),
         ({"attack.leak_sweep": [0.1, 2]}, r"attack.leak_sweep\[1\] = 2: Input should be less than or equal to 1"),
         ({"attack.leak_fraction": 1.5}, r"attack.leak_fraction = 1.5: Input should be less than or equal to 1"),
         ({"attack.leak_fraction": 0}, r"attack.leak_fraction = 0: Input should be greater than 0"),
         ({"attack.patience": 0}, r"attack.patience = 0: Input should be greater than or equal to 1"),
-        ({"attack.classifier_patience": 0}, r"attack.classifier_patience = 0: Input should be greater than or equal to 1"),
+        (
+            {"attack.classifier_patience": 0},
+            r"attack.classifier_patience = 0: Input should be greater than or equal to 1",
+        ),
         ({"attack.holdout_fraction": 0.6}, r"attack.holdout_fraction = 0.6: Input should be less than or equal to 0.5"),
         ({"attack.max_steps": 0}, r"attack.max_steps = 0: Input should be greater than or equal to 1"),
         ({"attack.min_improvement": 1}, r"attack.min_improvement = 1: Input should be less than 1"),
@@ -49,14 +61,20 @@ def _write(tmp_path, patch):
         ({"attack.ridge_grid": [0.1, -1]}, r"attack.ridge_grid\[1\] = -1: Input should be greater than 0"),
         ({"data.val_fraction": 0}, r"data.val_fraction = 0: Input should be greater than 0"),
         ({"data.val_fraction": 0.7}, r"data.val_fraction = 0.7: Input should be less than or equal to 0.5"),
-        ({"attack.classifier_seed": 2}, r"params.yaml: attack.classifier_seed = 2 is also in train.seeds \[0, 1, 2\]: "
-         r"the judge must not share initial weights or batch order with an attacked model; allowed: any seed >= 0 "
-         r"outside train.seeds"),
+        (
+            {"attack.classifier_seed": 2},
+            r"params.yaml: attack.classifier_seed = 2 is also in train.seeds \[0, 1, 2\]: "
+            r"the judge must not share initial weights or batch order with an attacked model; allowed: any seed >= 0 "
+            r"outside train.seeds",
+        ),
         ({"train.batch_size": 1}, r"train.batch_size = 1: Input should be greater than or equal to 2"),
         ({"model.cut_layer": 3}, r"model.cut_layer = 3: not a cut point of cnn; allowed: block1, block2, or 1..2"),
         ({"train.epochs": "many"}, r"train.epochs = 'many': Input should be a valid integer"),
         ({"noise.scale": []}, r"noise.scale = \[\]: List should have at least 1 item"),
-        ({"nopeek.alpha_dcor": [10, 1000.0]}, r"nopeek.alpha_dcor\[1\] = 1000.0: write whole numbers without a decimal point \(1000, not 1000.0\)"),
+        (
+            {"nopeek.alpha_dcor": [10, 1000.0]},
+            r"nopeek.alpha_dcor\[1\] = 1000.0: write whole numbers without a decimal point \(1000, not 1000.0\)",
+        ),
         ({"train.lerning_rate": 0.1}, r"train.lerning_rate = 0.1: unknown parameter"),
     ],
 )
@@ -91,7 +109,10 @@ def test_resnet_cut_points_are_checked(tmp_path):
     assert config.load(f).model.cut_layer == "stage2.block1"
     raw["model"]["cut_layer"] = "stage3.block0"
     f.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ParamsError, match=r"model.cut_layer = 'stage3.block0': not a cut point of resnet29; allowed: stem, stage0.block0"):
+    with pytest.raises(
+        ParamsError,
+        match=r"model.cut_layer = 'stage3.block0': not a cut point of resnet29; allowed: stem, stage0.block0",
+    ):
         config.load(f)
 
 
@@ -103,7 +124,12 @@ def test_named_parameter_sets_are_valid(root, name):
 
 def test_cifar10_paper_set_has_the_authors_settings(root):
     p = config.load(root / "params" / "cifar10-paper.yaml")
-    assert (p.data.dataset, p.model.arch, p.model.depth, p.model.cut_layer) == ("cifar10", "resnet29", 29, "stage2.block1")
+    assert (p.data.dataset, p.model.arch, p.model.depth, p.model.cut_layer) == (
+        "cifar10",
+        "resnet29",
+        29,
+        "stage2.block1",
+    )
     assert (p.train.lr, p.train.batch_size, p.train.epochs, p.train.alpha_task) == (1e-4, 128, 200, 0.1)
     assert 1000 in p.nopeek.alpha_dcor and p.attack.decoder == "resnet" and p.attack.authors_split == 0.9
 
@@ -146,12 +172,22 @@ def test_dvc_exp_run_set_param_changes_only_its_own_lines(tmp_path, root):
     f = tmp_path / "params.yaml"
     f.write_text(config.render(config.Params()))
     apply_overrides(str(f), ["train.epochs=10", "attack.authors_split=0.9", "nopeek.alpha_dcor=[3,10]"])
-    diff = [line for line in difflib.unified_diff(config.render(config.Params()).splitlines(),
-                                                  f.read_text().splitlines(), lineterm="", n=0)
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    diff = [
+        line
+        for line in difflib.unified_diff(
+            config.render(config.Params()).splitlines(), f.read_text().splitlines(), lineterm="", n=0
+        )
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
     assert [d.split("#")[0].rstrip() for d in diff] == [
-        "-  epochs: 5", "+  epochs: 10", "+  - 3", "-  - 30", "-  - 100",
-        "-  authors_split:", "+  authors_split: 0.9"]
+        "-  epochs: 5",
+        "+  epochs: 10",
+        "+  - 3",
+        "-  - 30",
+        "-  - 100",
+        "-  authors_split:",
+        "+  authors_split: 0.9",
+    ]
     assert config.load(f).nopeek.alpha_dcor == [3, 10]
 
 

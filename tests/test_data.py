@@ -93,7 +93,8 @@ def test_prepare_save_load_roundtrip(tmp_path, tiny_split):
     assert (back.test_idx == tiny_split.test_idx).all()
     assert back.classes is None and back.val_idx is None and back.train_targets == {} and back.n_classes == 10
     assert sorted(np.load(tmp_path / "split.npz").files) == sorted(
-        ["x_train", "y_train", "x_test", "y_test", "train_idx", "test_idx"])  # the sample's file is as before
+        ["x_train", "y_train", "x_test", "y_test", "train_idx", "test_idx"]
+    )  # the sample's file is as before
     with pytest.raises(DataError, match="prepared split missing"):
         data.load_split(tmp_path / "none.npz")
 
@@ -103,7 +104,10 @@ def test_cli_reports_altered_data(tmp_path, monkeypatch, capsys):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / paths.DATA_FILE).write_bytes(b"x")
     assert data.main(["check"]) == 2
-    assert "differs from the embedded MNIST sample (data set 'mnist-sample'); run `python3 kit.py data`" in capsys.readouterr().err
+    assert (
+        "differs from the embedded MNIST sample (data set 'mnist-sample'); run `python3 kit.py data`"
+        in capsys.readouterr().err
+    )
     (tmp_path / "data" / paths.DATA_FILE).unlink()
     assert data.main(["check"]) == 2
     assert "data file missing; run `python3 kit.py data`" in capsys.readouterr().err

@@ -48,8 +48,12 @@ def write_cifar_batch(path: Path, n: int, offset: int = 0, str_keys: bool = Fals
     """A batch as the official files load with encoding="bytes" (b'data', b'labels'), or, with
     ``str_keys``, as they load with encoding="latin1" (what torchvision's own reader expects)."""
     rows = (np.arange(n * 3072).reshape(n, 3072) + offset) % 256
-    batch = {b"batch_label": b"batch", b"labels": [(i + offset) % 10 for i in range(n)],
-             b"data": rows.astype(np.uint8), b"filenames": [b"f%d.png" % i for i in range(n)]}
+    batch = {
+        b"batch_label": b"batch",
+        b"labels": [(i + offset) % 10 for i in range(n)],
+        b"data": rows.astype(np.uint8),
+        b"filenames": [b"f%d.png" % i for i in range(n)],
+    }
     for key in drop:
         batch.pop(key.encode())
     if str_keys:
@@ -82,8 +86,12 @@ def write_image(path: Path, size=(8, 8), mode: str = "L", seed: int = 0, fmt: st
 UTK_NAMES = [
     # (age, gender, race, chip form)
     *((20 + i % 40, i % 2, i % 5, i % 3 == 0) for i in range(30)),
-    (5, 0, 1, True), (10, 1, 2, False), (65, 0, 0, True), (80, 1, 4, False),  # filtered out
-    (11, 1, 3, True), (64, 0, 4, False),  # kept (the bounds are exclusive)
+    (5, 0, 1, True),
+    (10, 1, 2, False),
+    (65, 0, 0, True),
+    (80, 1, 4, False),  # filtered out
+    (11, 1, 3, True),
+    (64, 0, 4, False),  # kept (the bounds are exclusive)
 ]
 
 
@@ -114,8 +122,11 @@ def kw(**over):
 def test_datasets_and_unknown_name(tmp_path):
     assert data.DATASETS == ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz")
     msg = "data.dataset = 'svhn': unknown data set; allowed: mnist-sample, mnist, fashion-mnist, cifar10, utkface, folder, npz"
-    for call in (lambda: data.prepare_dataset("svhn", tmp_path, **kw()), lambda: data.materialise("svhn", tmp_path),
-                 lambda: data.check("svhn", tmp_path)):
+    for call in (
+        lambda: data.prepare_dataset("svhn", tmp_path, **kw()),
+        lambda: data.materialise("svhn", tmp_path),
+        lambda: data.check("svhn", tmp_path),
+    ):
         with pytest.raises(DataError) as info:
             call()
         assert str(info.value) == msg
@@ -130,7 +141,10 @@ def test_mnist_sample_is_exactly_prepare(root):
     assert (a.train_idx == b.train_idx).all() and (a.test_idx == b.test_idx).all()
     assert b.classes is None and b.val_idx is None and b.n_classes == 10
     small = data.prepare_dataset("mnist-sample", root / "data", **kw(n_train=20, n_test=20, image_size=14))
-    assert small.x_train.shape == (20, 1, 14, 14) and (small.train_idx == data.split_indices(5000, 0.25, 0, 20, 20)[0]).all()
+    assert (
+        small.x_train.shape == (20, 1, 14, 14)
+        and (small.train_idx == data.split_indices(5000, 0.25, 0, 20, 20)[0]).all()
+    )
 
 
 def test_mnist_sample_refuses_altered_file(tmp_path):
@@ -181,7 +195,11 @@ def test_utkface_names_filter_split_and_targets(tmp_path):
     n_te = round(32 * 0.3)
     n_val = round((32 - n_te) * 0.3)
     assert len(s.test_idx) == n_te and len(s.val_idx) == n_val and len(s.train_idx) == 32 - n_te - n_val
-    assert not set(s.train_idx) & set(s.val_idx) and not set(s.train_idx) & set(s.test_idx) and not set(s.val_idx) & set(s.test_idx)
+    assert (
+        not set(s.train_idx) & set(s.val_idx)
+        and not set(s.train_idx) & set(s.test_idx)
+        and not set(s.val_idx) & set(s.test_idx)
+    )
     assert s.x_train.shape == (len(s.train_idx), 3, 24, 24) and 0 <= s.x_train.min() and s.x_train.max() <= 1
     files = datasets.list_utkface(tmp_path).files
     truth = [datasets.parse_utkface_name(f) for f in files]
@@ -318,7 +336,9 @@ def test_utkface_errors(tmp_path):
     m = err(lambda: data.check("utkface", tmp_path))
     assert "mixed image sizes: 20x24 here, 24x24 in" in m and "set data.image_size" in m
     data.check("utkface", tmp_path, image_size=16)
-    assert "unknown UTKFace task; allowed: gender, race" in err(lambda: data.prepare_dataset("utkface", tmp_path, **kw(task="age")))
+    assert "unknown UTKFace task; allowed: gender, race" in err(
+        lambda: data.prepare_dataset("utkface", tmp_path, **kw(task="age"))
+    )
     m = err(lambda: data.materialise("utkface", tmp_path / "nowhere"))
     assert "UTKFace: UTKFace folder missing; put the original UTKFace JPEG files" in m and "mnist-sample" in m
 
@@ -329,7 +349,9 @@ def test_folder_errors(tmp_path):
     assert m.startswith(f"{root}: image folder missing; put the images there as {root}/<class_name>/*.png|jpg|jpeg|bmp")
     (root / "a").mkdir(parents=True)
     (root / "a" / "readme.txt").write_text("x")
-    assert err(lambda: data.prepare_dataset("folder", tmp_path, source="imgs", **kw())).startswith(f"{root}: no images; expected")
+    assert err(lambda: data.prepare_dataset("folder", tmp_path, source="imgs", **kw())).startswith(
+        f"{root}: no images; expected"
+    )
     make_folder(root, {"a": 3, "b": 3})
     (root / "c").mkdir()
     assert err(lambda: data.check("folder", tmp_path, "imgs")).startswith(f"{root / 'c'}: class folder without images")
@@ -345,7 +367,8 @@ def test_folder_errors(tmp_path):
     assert "data.source: required for data set 'folder'" in err(lambda: data.check("folder", tmp_path))
     assert "must be a name inside data/" in err(lambda: data.check("folder", tmp_path, "../x"))
     assert "data.image_size = 0: must be a positive whole number" in err(
-        lambda: data.prepare_dataset("folder", tmp_path, source="imgs", **kw(image_size=0)))
+        lambda: data.prepare_dataset("folder", tmp_path, source="imgs", **kw(image_size=0))
+    )
 
 
 def test_npz_errors(tmp_path):
@@ -372,8 +395,10 @@ def test_npz_errors(tmp_path):
 # downloads (no network: an unreachable local address, and a local server with wrong files)
 
 
-@pytest.mark.parametrize("dataset,files", [("mnist", "train-images-idx3-ubyte"), ("fashion-mnist", "t10k-labels-idx1-ubyte"),
-                                           ("cifar10", "data_batch_1")])
+@pytest.mark.parametrize(
+    "dataset,files",
+    [("mnist", "train-images-idx3-ubyte"), ("fashion-mnist", "t10k-labels-idx1-ubyte"), ("cifar10", "data_batch_1")],
+)
 def test_offline_download_fails_fast_and_clearly(tmp_path, monkeypatch, dataset, files):
     monkeypatch.setenv("NOPEEK_DATA_MIRROR", "http://127.0.0.1:9/")
     t0 = time.monotonic()
@@ -422,15 +447,24 @@ def test_present_but_broken_files_are_not_downloaded_over(tmp_path, monkeypatch)
     raw = make_mnist(tmp_path)
     (raw / "t10k-labels-idx1-ubyte.gz").unlink()
     m = err(lambda: data.materialise("mnist", tmp_path))
-    assert "missing t10k-labels-idx1-ubyte" in m and "materialise --dataset mnist --force` to download all of them again" in m
+    assert (
+        "missing t10k-labels-idx1-ubyte" in m
+        and "materialise --dataset mnist --force` to download all of them again" in m
+    )
     assert m.count("--force") == 1
     write_idx(raw / "t10k-labels-idx1-ubyte.gz", np.arange(8), magic=2051)
     m = err(lambda: data.materialise("mnist", tmp_path))
-    assert "wrong magic number 2051" in m and "; or run `python -m nopeek_repro.data materialise --dataset mnist --force`" in m
+    assert (
+        "wrong magic number 2051" in m
+        and "; or run `python -m nopeek_repro.data materialise --dataset mnist --force`" in m
+    )
     (raw / "t10k-labels-idx1-ubyte.gz").unlink()
     assert "cannot download it, no connection" in err(lambda: data.materialise("mnist", tmp_path, force=True))
-    assert sorted(p.name for p in raw.iterdir()) == ["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz",
-                                                     "train-labels-idx1-ubyte.gz"]
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,7 +495,8 @@ def test_cli_other_data_sets(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == f"error: {tmp_path / 'data' / 'nothing.npz'}: npz file missing; " + (
         "save one with numpy.savez('nothing.npz', x=images, y=labels) ('x': images (n, h, w), (n, h, w, c) or "
         "(n, c, h, w) with c = 1 or 3, uint8 0..255 or float in [0, 1]; 'y': n integer labels >= 0; optional "
-        "'classes': the class names), or use data.dataset: mnist-sample (embedded, works offline)\n")
+        "'classes': the class names), or use data.dataset: mnist-sample (embedded, works offline)\n"
+    )
     (tmp_path / "p.yaml").write_text("data:\n  dataset: npz\n")
     assert data.main(["check", "--from-params", "p.yaml"]) == 2
     errout = capsys.readouterr().err
@@ -500,9 +535,13 @@ def test_download_through_torchvision_from_a_local_mirror(tmp_path, monkeypatch)
     with tarfile.open(site / "cifar-10-python.tar.gz", "w:gz") as tar:
         tar.add(cifar, arcname="cifar-10-batches-py")
     monkeypatch.setattr(tvd.CIFAR10, "tgz_md5", md5(site / "cifar-10-python.tar.gz"))
-    monkeypatch.setattr(tvd.CIFAR10, "train_list", [[f"data_batch_{i}", md5(cifar / f"data_batch_{i}")] for i in range(1, 6)])
+    monkeypatch.setattr(
+        tvd.CIFAR10, "train_list", [[f"data_batch_{i}", md5(cifar / f"data_batch_{i}")] for i in range(1, 6)]
+    )
     monkeypatch.setattr(tvd.CIFAR10, "test_list", [["test_batch", md5(cifar / "test_batch")]])
-    monkeypatch.setattr(tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5(cifar / "batches.meta")})
+    monkeypatch.setattr(
+        tvd.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5(cifar / "batches.meta")}
+    )
     for f in raw.iterdir():
         f.rename(site / f.name)
     server = _serve(site)

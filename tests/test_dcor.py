@@ -22,8 +22,11 @@ def _pair(n, dx, dz, seed, dependent=True):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, dx, generator=g, dtype=torch.float64)
     w = torch.randn(dx, dz, generator=g, dtype=torch.float64)
-    z = torch.tanh(x @ w) + 0.5 * torch.randn(n, dz, generator=g, dtype=torch.float64) if dependent else \
-        torch.randn(n, dz, generator=g, dtype=torch.float64)
+    z = (
+        torch.tanh(x @ w) + 0.5 * torch.randn(n, dz, generator=g, dtype=torch.float64)
+        if dependent
+        else torch.randn(n, dz, generator=g, dtype=torch.float64)
+    )
     return x, z
 
 
@@ -213,6 +216,7 @@ def _broadcast_distances(a):
 
 def _broadcast_dcor(x, z):
     """The paper's DCOR by the textbook formula: double-centred broadcast distance matrices."""
+
     def centred(d):
         return d - d.mean(0, keepdim=True) - d.mean(1, keepdim=True) + d.mean()
 
@@ -281,8 +285,15 @@ def _adversarial(case):
     raise ValueError(case)
 
 
-ADVERSARIAL = ["tiny", "huge", "offset_1e3", "offset_per_column", "near_duplicates", "near_duplicates_offset",
-               "single_column"]
+ADVERSARIAL = [
+    "tiny",
+    "huge",
+    "offset_1e3",
+    "offset_per_column",
+    "near_duplicates",
+    "near_duplicates_offset",
+    "single_column",
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

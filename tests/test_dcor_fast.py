@@ -22,7 +22,9 @@ from nopeek_repro.dcor import (
 def _pair(n, dx, dz, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, dx, generator=g, dtype=dtype)
-    z = torch.tanh(x @ torch.randn(dx, dz, generator=g, dtype=dtype)) + 0.5 * torch.randn(n, dz, generator=g, dtype=dtype)
+    z = torch.tanh(x @ torch.randn(dx, dz, generator=g, dtype=dtype)) + 0.5 * torch.randn(
+        n, dz, generator=g, dtype=dtype
+    )
     return x, z
 
 
@@ -93,8 +95,9 @@ def test_value_and_gradient_equal_the_reference_float32(n, dx, dz, seed, blocks)
     assert float((gx.double() - rgx).abs().max()) <= 1e-3 * float(rgx.abs().max())
 
 
-@pytest.mark.parametrize("case", ["random", "duplicate_rows", "duplicate_z_only", "zero_rows", "n2", "n3", "offset",
-                                  "duplicate_rows_offset"])
+@pytest.mark.parametrize(
+    "case", ["random", "duplicate_rows", "duplicate_z_only", "zero_rows", "n2", "n3", "offset", "duplicate_rows_offset"]
+)
 def test_gradcheck_custom_backward(case, blocks):
     x, z = _edge(case) if case != "random" else _pair(9, 4, 3, 5)
     x = x.clone().requires_grad_(True)
@@ -103,8 +106,19 @@ def test_gradcheck_custom_backward(case, blocks):
     assert torch.autograd.gradcheck(lambda t: distance_correlation(x.detach(), t), (z,))
 
 
-@pytest.mark.parametrize("case", ["duplicate_rows", "duplicate_z_only", "constant_z", "n2", "all_equal", "zero_rows",
-                                  "offset", "duplicate_rows_offset"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "duplicate_rows",
+        "duplicate_z_only",
+        "constant_z",
+        "n2",
+        "all_equal",
+        "zero_rows",
+        "offset",
+        "duplicate_rows_offset",
+    ],
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_edge_cases_finite_and_equal_to_the_reference(case, dtype, blocks):
     x, z = _edge(case, dtype)
@@ -174,7 +188,8 @@ def test_blocked_leakage_from_float32_inputs_equals_unblocked_float64(block):
     got = leakage(x, z, block_size=block)
     assert got["dcor"] == pytest.approx(float(distance_correlation(x.double(), z.double())), abs=1e-12)
     assert got["dcor_unbiased_sqr"] == pytest.approx(
-        float(distance_correlation_unbiased_sqr(x.double(), z.double())), abs=1e-12)
+        float(distance_correlation_unbiased_sqr(x.double(), z.double())), abs=1e-12
+    )
 
 
 def test_blocked_leakage_independent_and_constant():

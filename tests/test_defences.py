@@ -11,12 +11,15 @@ def test_names_round_trip():
     assert [r.name for r in all_runs([10], [2])] == ["baseline", "nopeek-a10", "noise-b2"]
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(defence="nopeek"), "needs alpha_dcor > 0"),
-    (dict(defence="noise", noise=0), "needs noise > 0"),
-    (dict(defence="none", alpha_dcor=1), "takes alpha_dcor = 0"),
-    (dict(defence="laplace"), "must be one of none, nopeek, noise"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(defence="nopeek"), "needs alpha_dcor > 0"),
+        (dict(defence="noise", noise=0), "needs noise > 0"),
+        (dict(defence="none", alpha_dcor=1), "takes alpha_dcor = 0"),
+        (dict(defence="laplace"), "must be one of none, nopeek, noise"),
+    ],
+)
 def test_invalid_specs(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RunSpec(**kwargs)

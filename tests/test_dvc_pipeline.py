@@ -33,8 +33,16 @@ def test_dvc_repro_end_to_end(repo_copy):
     _set_params(repo, SMOKE)
     run(["dvc", "status", "-q", "data.dvc"], repo)  # data/ is exactly what data.dvc records
     out = run(["dvc", "repro"], repo).stdout
-    for stage in ["prepare", "train_baseline", "train_nopeek@30", "train_noise@2", "attack_baseline",
-                  "attack_nopeek@30", "attack_noise@2", "figures"]:
+    for stage in [
+        "prepare",
+        "train_baseline",
+        "train_nopeek@30",
+        "train_noise@2",
+        "attack_baseline",
+        "attack_nopeek@30",
+        "attack_noise@2",
+        "figures",
+    ]:
         assert f"Running stage '{stage}'" in out
 
     assert "up to date" in run(["dvc", "status"], repo).stdout
@@ -45,8 +53,17 @@ def test_dvc_repro_end_to_end(repo_copy):
 
     summary = pd.read_csv(repo / "results" / "summary.csv")
     assert summary.run.tolist() == RUNS and summary.seed.tolist() == [0, 0, 0]
-    assert {"defence", "alpha_dcor", "noise", "test_accuracy", "leakage_dcor", "leakage_dcor_unbiased",
-            "recon_mse", "recon_psnr", "recon_ssim"} <= set(summary.columns)
+    assert {
+        "defence",
+        "alpha_dcor",
+        "noise",
+        "test_accuracy",
+        "leakage_dcor",
+        "leakage_dcor_unbiased",
+        "recon_mse",
+        "recon_psnr",
+        "recon_ssim",
+    } <= set(summary.columns)
     assert summary[["test_accuracy", "leakage_dcor", "recon_mse"]].notna().all().all()
     assert summary.attack_accuracy.notna().all() and summary.authors_recon_mse.notna().all()
     report = (repo / "results" / "report.md").read_text()

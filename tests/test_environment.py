@@ -18,9 +18,16 @@ from packaging.version import Version
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
 LOCK_PYTHON = "3.11"  # the lock is resolved for CPython 3.11 on Linux x86_64 (kit.lock_applies)
 # what pip-compile resolves markers against (the lock is made on such a machine)
-LOCK_ENV = {"python_version": LOCK_PYTHON, "python_full_version": f"{LOCK_PYTHON}.0", "sys_platform": "linux",
-            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-            "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+LOCK_ENV = {
+    "python_version": LOCK_PYTHON,
+    "python_full_version": f"{LOCK_PYTHON}.0",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+    "os_name": "posix",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+}
 
 
 def _name(req: str) -> str:
@@ -70,7 +77,7 @@ def _conda_specs(root) -> tuple[dict[str, str], list[str]]:
             pip_section = dep["pip"]
         else:
             name = _name(dep)
-            conda[CONDA_NAMES.get(name, name)] = dep.strip()[len(name):].strip()
+            conda[CONDA_NAMES.get(name, name)] = dep.strip()[len(name) :].strip()
     return conda, pip_section
 
 
@@ -163,14 +170,24 @@ def test_environment_yml_versions_admit_the_locked_ones(root):
     conda_specs, _ = _conda_specs(root)
     assert Version(f"{LOCK_PYTHON}.0") in _conda_specifier(conda_specs.pop("python"))
     conda_specs.pop("pip")
-    bad = {name: f"{spec} vs locked {lock[canonicalize_name(name)][0]}" for name, spec in conda_specs.items()
-           if not _conda_specifier(spec).contains(lock[canonicalize_name(name)][0], prereleases=True)}
+    bad = {
+        name: f"{spec} vs locked {lock[canonicalize_name(name)][0]}"
+        for name, spec in conda_specs.items()
+        if not _conda_specifier(spec).contains(lock[canonicalize_name(name)][0], prereleases=True)
+    }
     assert not bad, f"environment.yml excludes the locked versions: {bad}"
 
 
-@pytest.mark.parametrize("spec, version, ok", [("=3.11", "3.11.7", True), ("=3.11", "3.12.0", False),
-                                               (">=2.4", "2.14.1", True), (">=2.4,<2.5", "2.14.1", False),
-                                               ("", "1.0", True)])
+@pytest.mark.parametrize(
+    "spec, version, ok",
+    [
+        ("=3.11", "3.11.7", True),
+        ("=3.11", "3.12.0", False),
+        (">=2.4", "2.14.1", True),
+        (">=2.4,<2.5", "2.14.1", False),
+        ("", "1.0", True),
+    ],
+)
 def test_conda_specifier(spec, version, ok):
     assert (Version(version) in _conda_specifier(spec)) is ok
 

@@ -24,8 +24,17 @@ def test_psnr_uses_peak_one_and_ssim_is_per_image_mean():
     mse_i = ((recon - target) ** 2).flatten(1).mean(1)
     assert m["recon_mse"] == pytest.approx(float(mse_i.mean()))
     assert m["recon_psnr"] == pytest.approx(float(np.mean([10 * math.log10(1 / v) for v in mse_i.tolist()])))
-    per_image = [structural_similarity(target[i, 0].numpy(), recon[i, 0].numpy(), data_range=1.0,
-                                       gaussian_weights=True, sigma=1.5, use_sample_covariance=False) for i in range(5)]
+    per_image = [
+        structural_similarity(
+            target[i, 0].numpy(),
+            recon[i, 0].numpy(),
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for i in range(5)
+    ]
     assert m["recon_ssim"] == pytest.approx(float(np.mean(per_image)))
 
 
@@ -46,9 +55,18 @@ def test_batched_ssim_matches_scikit_image_per_image(shape):
     recon[0] = target[0]  # one perfect reconstruction
     recon[1] = 0.5  # one constant image
     ours = ssim(recon, target)
-    ref = [structural_similarity(target[i].numpy(), recon[i].numpy(), data_range=1.0, channel_axis=0,
-                                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-           for i in range(shape[0])]
+    ref = [
+        structural_similarity(
+            target[i].numpy(),
+            recon[i].numpy(),
+            data_range=1.0,
+            channel_axis=0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for i in range(shape[0])
+    ]
     np.testing.assert_allclose(ours.numpy(), ref, rtol=0, atol=1e-12)
     assert float(ours[0]) == pytest.approx(1.0)
 

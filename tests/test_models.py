@@ -49,7 +49,15 @@ def test_split_cnn_initialisation_is_unchanged():
     torch.manual_seed(0)
     client, server = build_split_cnn(1)
     assert list(client.state_dict()) + list(server.state_dict()) == [
-        "0.0.weight", "0.0.bias", "0.0.weight", "0.0.bias", "1.1.weight", "1.1.bias", "1.3.weight", "1.3.bias"]
+        "0.0.weight",
+        "0.0.bias",
+        "0.0.weight",
+        "0.0.bias",
+        "1.1.weight",
+        "1.1.bias",
+        "1.3.weight",
+        "1.3.bias",
+    ]
     total = sum(float(p.detach().double().sum()) for p in [*client.parameters(), *server.parameters()])
     assert total == pytest.approx(3.139403334685639, abs=1e-9)
 
@@ -108,8 +116,15 @@ def test_resnet29_default_cut_and_size():
     assert server(client(torch.rand(2, 3, 32, 32))).shape == (2, 10)
 
 
-@pytest.mark.parametrize("cut,shape", [("stem", (16, 32, 32)), ("stage0.block0", (64, 32, 32)),
-                                       ("stage1.block0", (128, 16, 16)), ("stage2.block0", (256, 8, 8))])
+@pytest.mark.parametrize(
+    "cut,shape",
+    [
+        ("stem", (16, 32, 32)),
+        ("stage0.block0", (64, 32, 32)),
+        ("stage1.block0", (128, 16, 16)),
+        ("stage2.block0", (256, 8, 8)),
+    ],
+)
 def test_resnet_stage_shapes(cut, shape):
     client, _ = build_split_model("resnet29", cut, (3, 32, 32), 10, depth=11)
     assert activation_shape(client, (3, 32, 32)) == shape
@@ -129,8 +144,11 @@ def test_cut_by_name_and_by_int_agree():
     a_client, a_server = build_split_model("resnet29", "stage1.block1", (3, 32, 32), 10, depth=20)
     torch.manual_seed(1)
     b_client, b_server = build_split_model("resnet29", 5, (3, 32, 32), 10, depth=20)
-    assert a_client.unit_names == b_client.unit_names == ("stem", "stage0.block0", "stage0.block1",
-                                                          "stage1.block0", "stage1.block1")
+    assert (
+        a_client.unit_names
+        == b_client.unit_names
+        == ("stem", "stage0.block0", "stage0.block1", "stage1.block0", "stage1.block1")
+    )
     assert torch.equal(a_server(a_client(x)), b_server(b_client(x)))
 
 
@@ -144,23 +162,45 @@ def test_same_seed_same_network():
     assert torch.equal(*outs)
 
 
-@pytest.mark.parametrize("args,opts,message", [
-    (("vgg", 1, (3, 32, 32), 10), {}, "model.arch = 'vgg' is not an architecture; allowed: cnn, resnet29, utkface"),
-    (("resnet29", "stage5.block0", (3, 32, 32), 10), {},
-     "model.cut_layer = 'stage5.block0' is not a cut point of resnet29; allowed: stem, stage0.block0, "
-     "stage0.block1, stage0.block2, stage1.block0, stage1.block1, stage1.block2, stage2.block0, stage2.block1, "
-     "stage2.block2, or 1..10"),
-    (("resnet29", 0, (3, 32, 32), 10), {}, "model.cut_layer = 0 is not a cut point of resnet29"),
-    (("resnet29", 5, (3, 32, 32), 10), {"depth": 11}, "allowed: stem, stage0.block0, stage1.block0, stage2.block0, or 1..4"),
-    (("resnet29", True, (3, 32, 32), 10), {}, "model.cut_layer = True is not a cut point"),
-    (("cnn", 3, (1, 28, 28), 10), {}, "model.cut_layer = 3 is not a cut point of cnn; allowed: block1, block2, or 1..2"),
-    (("resnet29", 1, (3, 32, 32), 10), {"depth": 12}, "model.depth = 12 is not a ResNet-v2 depth; allowed: 9k + 2"),
-    (("resnet29", 1, (3, 32, 32), 10), {"width": 2}, "model options ['width'] do not exist for resnet29; allowed: depth"),
-    (("cnn", 1, (1, 28, 28), 10), {"depth": 29}, "do not exist for cnn; allowed: none"),
-    (("utkface", 1, (3, 64, 64), 2), {"heads": ("gender", "race")}, "model options ['heads'] do not exist for utkface"),
-    (("utkface", 1, (3, 4, 4), 2), {}, "in_shape = (3, 4, 4) is not an image shape for utkface"),
-    (("resnet29", 1, (3, 32, 32), 0), {}, "n_classes = 0 is not a number of outputs"),
-])
+@pytest.mark.parametrize(
+    "args,opts,message",
+    [
+        (("vgg", 1, (3, 32, 32), 10), {}, "model.arch = 'vgg' is not an architecture; allowed: cnn, resnet29, utkface"),
+        (
+            ("resnet29", "stage5.block0", (3, 32, 32), 10),
+            {},
+            "model.cut_layer = 'stage5.block0' is not a cut point of resnet29; allowed: stem, stage0.block0, "
+            "stage0.block1, stage0.block2, stage1.block0, stage1.block1, stage1.block2, stage2.block0, stage2.block1, "
+            "stage2.block2, or 1..10",
+        ),
+        (("resnet29", 0, (3, 32, 32), 10), {}, "model.cut_layer = 0 is not a cut point of resnet29"),
+        (
+            ("resnet29", 5, (3, 32, 32), 10),
+            {"depth": 11},
+            "allowed: stem, stage0.block0, stage1.block0, stage2.block0, or 1..4",
+        ),
+        (("resnet29", True, (3, 32, 32), 10), {}, "model.cut_layer = True is not a cut point"),
+        (
+            ("cnn", 3, (1, 28, 28), 10),
+            {},
+            "model.cut_layer = 3 is not a cut point of cnn; allowed: block1, block2, or 1..2",
+        ),
+        (("resnet29", 1, (3, 32, 32), 10), {"depth": 12}, "model.depth = 12 is not a ResNet-v2 depth; allowed: 9k + 2"),
+        (
+            ("resnet29", 1, (3, 32, 32), 10),
+            {"width": 2},
+            "model options ['width'] do not exist for resnet29; allowed: depth",
+        ),
+        (("cnn", 1, (1, 28, 28), 10), {"depth": 29}, "do not exist for cnn; allowed: none"),
+        (
+            ("utkface", 1, (3, 64, 64), 2),
+            {"heads": ("gender", "race")},
+            "model options ['heads'] do not exist for utkface",
+        ),
+        (("utkface", 1, (3, 4, 4), 2), {}, "in_shape = (3, 4, 4) is not an image shape for utkface"),
+        (("resnet29", 1, (3, 32, 32), 0), {}, "n_classes = 0 is not a number of outputs"),
+    ],
+)
 def test_bad_settings_are_named(args, opts, message):
     with pytest.raises(ValueError) as err:
         build_split_model(*args, **opts)
@@ -190,12 +230,13 @@ def test_utkface_head_follows_n_classes_and_trains():
     assert any(not torch.equal(a, p) for a, p in zip(before, params))
 
 
-
 # ---- decoders -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("z_shape,x_shape", [((16, 14, 14), (1, 28, 28)), ((32, 7, 7), (1, 28, 28)),
-                                             ((8, 5, 5), (3, 32, 32)), ((4, 28, 28), (1, 28, 28))])
+@pytest.mark.parametrize(
+    "z_shape,x_shape",
+    [((16, 14, 14), (1, 28, 28)), ((32, 7, 7), (1, 28, 28)), ((8, 5, 5), (3, 32, 32)), ((4, 28, 28), (1, 28, 28))],
+)
 def test_decoder_shapes_itself(z_shape, x_shape):
     out = Decoder(z_shape, x_shape)(torch.rand(2, *z_shape))
     assert out.shape == (2, *x_shape)
@@ -207,12 +248,21 @@ def _utkface_cut_shape() -> tuple[int, ...]:
     return activation_shape(client, (3, 64, 64))
 
 
-@pytest.mark.parametrize("z_shape,x_shape,resized", [
-    ((16, 14, 14), (1, 28, 28), False), ((32, 7, 7), (1, 28, 28), False), ((256, 8, 8), (3, 32, 32), False),
-    ((64, 32, 32), (3, 32, 32), False), ((128, 16, 16), (3, 32, 32), False), ("utkface", (3, 64, 64), False),
-    ((3136,), (1, 28, 28), False), ((500,), (1, 28, 28), True), ((16, 13, 11), (1, 26, 22), False),
-    ((8, 5, 5), (3, 32, 32), True),
-])
+@pytest.mark.parametrize(
+    "z_shape,x_shape,resized",
+    [
+        ((16, 14, 14), (1, 28, 28), False),
+        ((32, 7, 7), (1, 28, 28), False),
+        ((256, 8, 8), (3, 32, 32), False),
+        ((64, 32, 32), (3, 32, 32), False),
+        ((128, 16, 16), (3, 32, 32), False),
+        ("utkface", (3, 64, 64), False),
+        ((3136,), (1, 28, 28), False),
+        ((500,), (1, 28, 28), True),
+        ((16, 13, 11), (1, 26, 22), False),
+        ((8, 5, 5), (3, 32, 32), True),
+    ],
+)
 def test_resnet_decoder_shapes_itself(z_shape, x_shape, resized):
     if z_shape == "utkface":
         z_shape = _utkface_cut_shape()

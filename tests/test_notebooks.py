@@ -19,7 +19,8 @@ def test_reference_notebook_matches_its_source(root, name):
     src = jupytext.read(root / "notebooks" / f"{name}.py")
     ref = nbformat.read(root / "notebooks" / f"{name}.ipynb", as_version=4)
     assert [(c.cell_type, c.source) for c in src.cells] == [(c.cell_type, c.source) for c in ref.cells], (
-        f"notebooks/{name}.ipynb is out of date: run `python -m nopeek_repro.pipeline refresh-notebooks`")
+        f"notebooks/{name}.ipynb is out of date: run `python -m nopeek_repro.pipeline refresh-notebooks`"
+    )
     params = [c for c in ref.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
@@ -37,12 +38,28 @@ def test_every_notebook_runs_through_papermill(repo_copy):
     smoke = repo_copy / "results" / "smoke"
     assert (smoke / "summary.csv").is_file()
     assert sorted(p.name for p in (smoke / "figures").glob("*.png")) == [
-        "leak_sweep.png", "leakage_vs_alpha.png", "reconstructions.png", "tradeoff.png", "training_curves.png"]
+        "leak_sweep.png",
+        "leakage_vs_alpha.png",
+        "reconstructions.png",
+        "tradeoff.png",
+        "training_curves.png",
+    ]
     assert (smoke / "report.md").is_file() and (smoke / "leak_sweep.csv").is_file()
 
 
-NBVAL = ["-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval-lax", "--nbval-current-env",
-         "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-q"]
+NBVAL = [
+    "-m",
+    "pytest",
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "addopts=",
+    "--nbval-lax",
+    "--nbval-current-env",
+    "--nbval-sanitize-with",
+    "tests/nbval_sanitize.cfg",
+    "-q",
+]
 
 
 @pytest.mark.slow

@@ -19,8 +19,15 @@ from .test_datasets import make_cifar, make_mnist, make_utkface
 TINY = {
     "data": {"n_train": 30, "n_test": 16, "val_fraction": 0.3},
     "train": {"seeds": [0], "epochs": 1, "batch_size": 8},
-    "attack": {"max_steps": 4, "eval_every": 2, "batch_size": 8, "decoder_width": 8, "classifier_epochs": 1,
-               "n_examples": 4, "leak_sweep": [0.25]},
+    "attack": {
+        "max_steps": 4,
+        "eval_every": 2,
+        "batch_size": 8,
+        "decoder_width": 8,
+        "classifier_epochs": 1,
+        "n_examples": 4,
+        "leak_sweep": [0.25],
+    },
 }
 DATA = {
     "cifar10-paper": lambda d: make_cifar(d, per_batch=6, n_test=16),
@@ -63,6 +70,11 @@ def test_named_set_runs_at_tiny_size(tmp_path, root, name):
     agg, figs = stages.make_figures(layout, runs)
     table = pd.read_csv(layout.summary)
     assert table.run.tolist() == [r.name for r in runs]
-    assert table[["test_accuracy", "leakage_dcor", "recon_mse", "attack_accuracy", "authors_recon_mse"]].notna().all().all()
+    assert (
+        table[["test_accuracy", "leakage_dcor", "recon_mse", "attack_accuracy", "authors_recon_mse"]]
+        .notna()
+        .all()
+        .all()
+    )
     assert "## The paper's claims" in layout.report.read_text()
     assert len(figs) == 5

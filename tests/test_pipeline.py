@@ -19,8 +19,12 @@ from .conftest import tool_env
 def _parameters_cell(notebook: str, root) -> dict:
     nb = jupytext.read(root / "notebooks" / f"{notebook}.py")
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    return {t.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body
-            if isinstance(n, ast.Assign) for t in n.targets}
+    return {
+        t.id: ast.literal_eval(n.value)
+        for n in ast.parse(cell.source).body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+    }
 
 
 @pytest.mark.parametrize("stage", list(STAGES))
@@ -36,7 +40,9 @@ def test_runner_passes_only_parameters_the_notebook_declares(stage, root):
     assert set(passed) <= set(declared), f"{stage}: not in the parameters cell: {set(passed) - set(declared)}"
     for key, value in passed.items():  # same Python types as the smoke defaults (lists stay lists)
         if declared[key] is not None and value is not None:
-            assert isinstance(value, type(declared[key])) or (isinstance(declared[key], float) and isinstance(value, int)), key
+            assert isinstance(value, type(declared[key])) or (
+                isinstance(declared[key], float) and isinstance(value, int)
+            ), key
 
 
 SECTION_MODELS = {name: type(getattr(config.Params(), name)) for name in config.Params.model_fields}
@@ -53,7 +59,7 @@ def test_notebooks_get_whole_sections_and_validate_them_whole(stage, root):
     assert set(sections) <= set(SECTION_MODELS), stage
     for name in sections:
         model = SECTION_MODELS[name].__name__
-        assert f"config.validate(config.{model}, {name}, prefix=\"{name}\")" in source, (stage, name)
+        assert f'config.validate(config.{model}, {name}, prefix="{name}")' in source, (stage, name)
         whole = getattr(config.Params(), name).model_dump()
         assert passed[name] == {k: whole[k] for k in passed[name]}, (stage, name)
     assert set(passed) - set(sections) <= {"runs", "results", "figures_dir", "defence", "alpha_dcor", "noise"}
@@ -89,8 +95,14 @@ def _fake_root(tmp_path, root, patch=None):
 
 
 def _run(args, cwd):
-    return subprocess.run([sys.executable, "-m", "nopeek_repro.pipeline", *args], cwd=cwd, env=tool_env(cwd),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nopeek_repro.pipeline", *args],
+        cwd=cwd,
+        env=tool_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_bad_param_stops_before_any_work(tmp_path, root):
@@ -101,12 +113,15 @@ def test_bad_param_stops_before_any_work(tmp_path, root):
     assert not (repo / "results").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train"], "stage 'train' is unknown; stages are: prepare, train_baseline"),
-    (["train_nopeek"], "stage train_nopeek takes one item (alpha_dcor)"),
-    (["prepare", "3"], "stage prepare takes no item"),
-    (["train_noise", "big"], "stage item: noise must be a number, got 'big'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train"], "stage 'train' is unknown; stages are: prepare, train_baseline"),
+        (["train_nopeek"], "stage train_nopeek takes one item (alpha_dcor)"),
+        (["prepare", "3"], "stage prepare takes no item"),
+        (["train_noise", "big"], "stage item: noise must be a number, got 'big'"),
+    ],
+)
 def test_bad_stage_or_item(tmp_path, root, args, message):
     proc = _run(args, _fake_root(tmp_path, root))
     assert proc.returncode == 2 and message in proc.stderr
@@ -149,13 +164,19 @@ def test_split_stream_outputs_are_merged():
     import nbformat
 
     cell = nbformat.v4.new_code_cell("print(1)")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a\n"),
-                    nbformat.v4.new_output("stream", name="stdout", text="b\n"),
-                    nbformat.v4.new_output("stream", name="stderr", text="c\n"),
-                    nbformat.v4.new_output("stream", name="stdout", text="d\n")]
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="a\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="b\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="c\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="d\n"),
+    ]
     nb = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("x")])
     pipeline.coalesce_streams(nb)
-    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "c\n"), ("stdout", "d\n")]
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [
+        ("stdout", "a\nb\n"),
+        ("stderr", "c\n"),
+        ("stdout", "d\n"),
+    ]
 
 
 @pytest.mark.slow
@@ -169,13 +190,23 @@ def test_a_new_field_reaches_the_executed_notebook_with_no_other_edit(repo_copy)
     cfg = repo_copy / "nopeek_repro" / "config.py"
     anchor = '    device: Device = Field("cpu"'
     assert anchor in cfg.read_text()
-    cfg.write_text(cfg.read_text().replace(
-        anchor, '    probe: int = Field(7, ge=0, description="a field added by the test")\n' + anchor, 1))
+    cfg.write_text(
+        cfg.read_text().replace(
+            anchor, '    probe: int = Field(7, ge=0, description="a field added by the test")\n' + anchor, 1
+        )
+    )
     run([sys.executable, "-m", "nopeek_repro.config", "write"], repo_copy)
     assert "  probe: 7" in (repo_copy / "params.yaml").read_text()
     small = repo_copy / "small.yaml"
-    small.write_text(yaml.safe_dump({"data": {"n_train": 160, "n_test": 64}, "attack": {"classifier_epochs": 1},
-                                     "train": {"seeds": [0], "epochs": 1, "probe": 9}}))
+    small.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"n_train": 160, "n_test": 64},
+                "attack": {"classifier_epochs": 1},
+                "train": {"seeds": [0], "epochs": 1, "probe": 9},
+            }
+        )
+    )
     run([sys.executable, "-m", "nopeek_repro.config", "write", "--overlay", "small.yaml"], repo_copy)
     for stage in ("prepare", "train_baseline"):
         run([sys.executable, "-m", "nopeek_repro.pipeline", stage], repo_copy)

@@ -40,13 +40,35 @@ def test_key_numbers_come_from_the_table_and_show_every_seed_of_the_chosen_run()
     rows = []
     for run, defence, acc, dcor in (("baseline", "none", 0.95, 0.98), ("nopeek-a30", "nopeek", 0.94, 0.90)):
         for seed in (0, 1):
-            rows.append(dict(run=run, defence=defence, alpha_dcor=30.0 if defence == "nopeek" else 0.0, noise=0.0,
-                             seed=seed, collapsed=0, test_accuracy=acc, val_accuracy=acc, leakage_dcor=dcor + seed / 100,
-                             val_leakage_dcor=dcor, attack_accuracy=0.9, recon_mse=0.001, mean_recon_mse=0.066,
-                             strongest_attack="decoder", decoder_hit_cap=seed))
+            rows.append(
+                dict(
+                    run=run,
+                    defence=defence,
+                    alpha_dcor=30.0 if defence == "nopeek" else 0.0,
+                    noise=0.0,
+                    seed=seed,
+                    collapsed=0,
+                    test_accuracy=acc,
+                    val_accuracy=acc,
+                    leakage_dcor=dcor + seed / 100,
+                    val_leakage_dcor=dcor,
+                    attack_accuracy=0.9,
+                    recon_mse=0.001,
+                    mean_recon_mse=0.066,
+                    strongest_attack="decoder",
+                    decoder_hit_cap=seed,
+                )
+            )
     table = pd.DataFrame(rows)
-    sweep = pd.DataFrame(dict(run=["baseline"] * 3, seed=[0, 0, 1], leak_fraction=[0.01, 0.5, 0.5],
-                              recon_mse=[0.004, 0.001, 0.001], attack_accuracy=[0.5, 0.9, 0.9]))
+    sweep = pd.DataFrame(
+        dict(
+            run=["baseline"] * 3,
+            seed=[0, 0, 1],
+            leak_fraction=[0.01, 0.5, 0.5],
+            recon_mse=[0.004, 0.001, 0.001],
+            attack_accuracy=[0.5, 0.9, 0.9],
+        )
+    )
     text = readme.key_numbers(table, sweep)
     assert "2 models × 2 seeds (0, 1)" in text
     assert "**nopeek-a30**, every seed: seed 0: test accuracy 0.940, leakage dcor 0.900" in text

@@ -43,8 +43,7 @@ def covered(deps: list[str], root: Path) -> set[str]:
     ignore = pathspec.PathSpec.from_lines("gitignore", (root / ".dvcignore").read_text().splitlines())
     out = {Path(d).stem for d in deps if d.startswith(PACKAGE + "/") and d.endswith(".py")}
     if PACKAGE in deps:
-        out |= {p.stem for p in (root / PACKAGE).glob("*.py")
-                if not ignore.match_file(p.relative_to(root).as_posix())}
+        out |= {p.stem for p in (root / PACKAGE).glob("*.py") if not ignore.match_file(p.relative_to(root).as_posix())}
     return out
 
 

@@ -27,8 +27,16 @@ def test_all_stages_on_a_tiny_split(tmp_path, root):
     assert info["n_test"] == 64 == len(split.x_test) and info["n_val"] == 14 == len(split.x_val)
     assert info["n_train"] == 126 and not set(split.val_idx) & set(split.train_idx)  # carved from the training part
     tp = config.TrainParams(seeds=[0, 1], epochs=1, batch_size=32)
-    ap = config.AttackParams(max_steps=6, eval_every=3, batch_size=32, n_examples=3, leak_sweep=[0.25],
-                             classifier_epochs=1, sweep_seeds=1, authors_split=0.9)
+    ap = config.AttackParams(
+        max_steps=6,
+        eval_every=3,
+        batch_size=32,
+        n_examples=3,
+        leak_sweep=[0.25],
+        classifier_epochs=1,
+        sweep_seeds=1,
+        authors_split=0.9,
+    )
     judge = stages.train_classifier(layout, tp, ap)
     assert 0 <= judge.clean_accuracy <= 1 and (layout.classifier / "classifier.pt").is_file()
     runs = all_runs([30.0], [2.0])

@@ -18,11 +18,23 @@ def _metrics(tmp_path, runs, accuracies=None):
         tr[r.name] = tmp_path / f"train-{r.name}.json"
         at[r.name] = tmp_path / f"attack-{r.name}.json"
         acc = accuracies[r.name] if accuracies else {s: 0.9 - i / 10 + s / 100 for s in (0, 1)}
-        summary.write_metrics(tr[r.name], {s: {"test_accuracy": acc[s], "leakage_dcor": 0.5,
-                                               "leakage_dcor_unbiased": 0.2} for s in (0, 1)})
-        summary.write_metrics(at[r.name], {s: {"recon_mse": 0.01 * (i + 1), "recon_psnr": 20.0, "recon_ssim": 0.5,
-                                               "strongest_attack": ("ridge", "decoder")[s], "n_leaked": 10}
-                                           for s in (0, 1)})
+        summary.write_metrics(
+            tr[r.name],
+            {s: {"test_accuracy": acc[s], "leakage_dcor": 0.5, "leakage_dcor_unbiased": 0.2} for s in (0, 1)},
+        )
+        summary.write_metrics(
+            at[r.name],
+            {
+                s: {
+                    "recon_mse": 0.01 * (i + 1),
+                    "recon_psnr": 20.0,
+                    "recon_ssim": 0.5,
+                    "strongest_attack": ("ridge", "decoder")[s],
+                    "n_leaked": 10,
+                }
+                for s in (0, 1)
+            },
+        )
     return tr, at
 
 
@@ -56,14 +68,47 @@ def test_build_marks_collapsed_seeds_against_chance(tmp_path):
 
 def _hand_table() -> pd.DataFrame:
     """Three runs, in the order b, a, c (not alphabetical), with 3, 4 and 1 seeds."""
-    rows = [dict(run="b", defence="nopeek", alpha_dcor=3.0, noise=0.0, seed=s, test_accuracy=v, recon_mse=m,
-                 collapsed=c, strongest_attack=k)
-            for s, v, m, c, k in zip(range(3), (0.1, 0.9, 0.2), (4.0, 1.0, 2.0), (1, 0, 1), ("ridge", "decoder", "ridge"))]
-    rows += [dict(run="a", defence="none", alpha_dcor=0.0, noise=0.0, seed=s, test_accuracy=v, recon_mse=1.0,
-                  collapsed=0, strongest_attack=k)
-             for s, v, k in zip(range(4), (1.0, 2.0, 3.0, 10.0), ("ridge", "ridge", "mean", float("nan")))]
-    rows += [dict(run="c", defence="noise", alpha_dcor=0.0, noise=8.0, seed=0, test_accuracy=0.5, recon_mse=3.0,
-                  collapsed=1, strongest_attack="mean")]
+    rows = [
+        dict(
+            run="b",
+            defence="nopeek",
+            alpha_dcor=3.0,
+            noise=0.0,
+            seed=s,
+            test_accuracy=v,
+            recon_mse=m,
+            collapsed=c,
+            strongest_attack=k,
+        )
+        for s, v, m, c, k in zip(range(3), (0.1, 0.9, 0.2), (4.0, 1.0, 2.0), (1, 0, 1), ("ridge", "decoder", "ridge"))
+    ]
+    rows += [
+        dict(
+            run="a",
+            defence="none",
+            alpha_dcor=0.0,
+            noise=0.0,
+            seed=s,
+            test_accuracy=v,
+            recon_mse=1.0,
+            collapsed=0,
+            strongest_attack=k,
+        )
+        for s, v, k in zip(range(4), (1.0, 2.0, 3.0, 10.0), ("ridge", "ridge", "mean", float("nan")))
+    ]
+    rows += [
+        dict(
+            run="c",
+            defence="noise",
+            alpha_dcor=0.0,
+            noise=8.0,
+            seed=0,
+            test_accuracy=0.5,
+            recon_mse=3.0,
+            collapsed=1,
+            strongest_attack="mean",
+        )
+    ]
     return pd.DataFrame(rows)
 
 
@@ -77,7 +122,7 @@ def test_aggregate_medians_ranges_and_sample_std_by_hand():
     assert b.test_accuracy == pytest.approx(0.2)
     assert (b.test_accuracy_min, b.test_accuracy_max) == pytest.approx((0.1, 0.9))
     assert b.test_accuracy_mean == pytest.approx(0.4)
-    assert b.test_accuracy_std == pytest.approx(math.sqrt((0.3 ** 2 + 0.5 ** 2 + 0.2 ** 2) / 2))
+    assert b.test_accuracy_std == pytest.approx(math.sqrt((0.3**2 + 0.5**2 + 0.2**2) / 2))
     assert b.recon_mse == pytest.approx(2.0) and b.recon_mse_std == pytest.approx(1.5275252316519468)
     # a: an even number of seeds -> the median is the midpoint of the middle two
     assert a.test_accuracy == pytest.approx(2.5)
@@ -123,13 +168,19 @@ def test_markdown_table_shows_median_and_range():
 
 def test_metrics_file_has_medians_and_per_seed(tmp_path):
     doc = summary.write_metrics(tmp_path / "m.json", {0: {"a": 1.0}, 1: {"a": 2.0}})
-    assert doc == json.loads((tmp_path / "m.json").read_text()) == {"a": 1.5, "per_seed": {"0": {"a": 1.0}, "1": {"a": 2.0}}}
+    assert (
+        doc
+        == json.loads((tmp_path / "m.json").read_text())
+        == {"a": 1.5, "per_seed": {"0": {"a": 1.0}, "1": {"a": 2.0}}}
+    )
 
 
 def test_metrics_file_top_level_is_the_median_and_strings_stay_per_seed(tmp_path):
-    per_seed = {0: {"a": 1.0, "n": 10, "strongest_attack": "ridge"},
-                1: {"a": 5.0, "n": 12, "strongest_attack": "decoder"},
-                2: {"a": 2.0, "n": 11, "strongest_attack": "ridge"}}
+    per_seed = {
+        0: {"a": 1.0, "n": 10, "strongest_attack": "ridge"},
+        1: {"a": 5.0, "n": 12, "strongest_attack": "decoder"},
+        2: {"a": 2.0, "n": 11, "strongest_attack": "ridge"},
+    }
     doc = summary.write_metrics(tmp_path / "m.json", per_seed)
     assert doc == json.loads((tmp_path / "m.json").read_text())
     assert doc["a"] == 2.0  # the median; the mean would be 2.667
@@ -137,8 +188,9 @@ def test_metrics_file_top_level_is_the_median_and_strings_stay_per_seed(tmp_path
     assert "strongest_attack" not in doc  # no median of names at the top level ...
     assert [doc["per_seed"][s]["strongest_attack"] for s in ("0", "1", "2")] == ["ridge", "decoder", "ridge"]
     # ... and the per-seed values, strings included, are what build() reads back
-    assert summary.read_per_seed(tmp_path / "m.json") == {s: {k: (float(v) if k != "strongest_attack" else v)
-                                                              for k, v in m.items()} for s, m in per_seed.items()}
+    assert summary.read_per_seed(tmp_path / "m.json") == {
+        s: {k: (float(v) if k != "strongest_attack" else v) for k, v in m.items()} for s, m in per_seed.items()
+    }
 
 
 def test_missing_metrics_are_reported(tmp_path):

@@ -39,7 +39,9 @@ def test_nopeek_lowers_dcor_relative_to_the_baseline(tiny_split):
     p = config.TrainParams(seeds=[0], epochs=3, batch_size=32, lr=1e-3)
     for seed in (0, 1):
         base = train.train(RunSpec(), tiny_split, p, ModelParams(cut_layer=1), seed=seed, progress=False)
-        nop = train.train(RunSpec("nopeek", alpha_dcor=100.0), tiny_split, p, ModelParams(cut_layer=1), seed=seed, progress=False)
+        nop = train.train(
+            RunSpec("nopeek", alpha_dcor=100.0), tiny_split, p, ModelParams(cut_layer=1), seed=seed, progress=False
+        )
         assert nop.history.train_dcor.iloc[-1] < base.history.train_dcor.iloc[-1]
         assert nop.history.test_dcor.iloc[-1] < base.history.test_dcor.iloc[-1]
 
@@ -49,7 +51,9 @@ def test_the_dcor_gradient_reaches_the_client_as_a_descent_direction(tiny_split)
     descent direction: a small plain-gradient step lowers DCOR(X, Z) by what the gradient predicts
     (first order: eta * |grad|^2), in float64."""
     torch.manual_seed(0)
-    client = train.make_parties(RunSpec("nopeek", alpha_dcor=1.0), ModelParams(cut_layer=1), tiny_split, 1e-3, 1.0, seed=0)[0]
+    client = train.make_parties(
+        RunSpec("nopeek", alpha_dcor=1.0), ModelParams(cut_layer=1), tiny_split, 1e-3, 1.0, seed=0
+    )[0]
     client.net.double()
     x = tiny_split.x_train[:64].double()
     z = client.forward(x)
@@ -62,7 +66,7 @@ def test_the_dcor_gradient_reaches_the_client_as_a_descent_direction(tiny_split)
     value = float(loss.detach())
     grads = [p.grad.clone() for p in params]
     squared = sum(float((g * g).sum()) for g in grads)
-    eta = 1e-3 / squared ** 0.5  # a step of length 1e-3 in parameter space
+    eta = 1e-3 / squared**0.5  # a step of length 1e-3 in parameter space
     with torch.no_grad():
         for p, g in zip(params, grads):
             p -= eta * g
@@ -72,7 +76,13 @@ def test_the_dcor_gradient_reaches_the_client_as_a_descent_direction(tiny_split)
     assert (value - after) == pytest.approx(eta * squared, rel=0.05)
 
 
-FLOOR_KEYS = {"batch_dcor", "batch_dcor_shuffled", "leakage_dcor_shuffled", "floor_label_dcor", "floor_label_batch_dcor"}
+FLOOR_KEYS = {
+    "batch_dcor",
+    "batch_dcor_shuffled",
+    "leakage_dcor_shuffled",
+    "floor_label_dcor",
+    "floor_label_batch_dcor",
+}
 
 
 def test_evaluate_and_save_load_round_trip(tmp_path, tiny_split):
@@ -85,7 +95,9 @@ def test_evaluate_and_save_load_round_trip(tmp_path, tiny_split):
     assert all(0 <= ev[k] <= 1 for k in {"leakage_dcor"} | FLOOR_KEYS)
     assert ev["leakage_dcor_unbiased"] <= 1  # bias-corrected: may dip below 0
     assert set(train.evaluate(t.client, t.server, tiny_split, dtype=torch.float32, full=False)) == {
-        "test_accuracy", "leakage_dcor"}  # what the per-epoch history uses
+        "test_accuracy",
+        "leakage_dcor",
+    }  # what the per-epoch history uses
     train.save(t, tmp_path / "m")
     back = train.load(tmp_path / "m", tiny_split, PARAMS)
     assert back.spec == t.spec and back.model.cut_layer == 2 and back.model.arch == "cnn" and back.seed == 0
@@ -100,11 +112,15 @@ def test_evaluate_on_a_split_with_validation_against_direct_computations(tiny_sp
     """Every number evaluate() gives, recomputed here from the activations with the plain estimators."""
     split = data.with_validation(copy.deepcopy(tiny_split), 0.25, seed=0)  # it moves rows: never touch the fixture
     assert (len(split.x_train), len(split.x_val), len(split.x_test)) == (144, 48, 64)
-    t = train.train(RunSpec(), split, PARAMS, ModelParams(cut_layer=1), seed=0, progress=False)  # no noise: activations are repeatable
+    t = train.train(
+        RunSpec(), split, PARAMS, ModelParams(cut_layer=1), seed=0, progress=False
+    )  # no noise: activations are repeatable
     n_test = len(split.x_test)
     ev = train.evaluate(t.client, t.server, split, batch_size=n_test)
-    assert set(ev) == {"test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "val_accuracy",
-                       "val_leakage_dcor"} | FLOOR_KEYS
+    assert (
+        set(ev)
+        == {"test_accuracy", "leakage_dcor", "leakage_dcor_unbiased", "val_accuracy", "val_leakage_dcor"} | FLOOR_KEYS
+    )
     flat = lambda x: x.reshape(len(x), -1).double()  # noqa: E731
     z_test, z_val = t.client.activations(split.x_test), t.client.activations(split.x_val)
     assert ev["test_accuracy"] == accuracy(t.server.predict(z_test), split.y_test)
@@ -113,7 +129,8 @@ def test_evaluate_on_a_split_with_validation_against_direct_computations(tiny_sp
     assert ev["leakage_dcor"] == pytest.approx(ref(split.x_test, z_test), abs=1e-9)
     assert ev["val_leakage_dcor"] == pytest.approx(ref(split.x_val, z_val), abs=1e-9)
     assert ev["leakage_dcor_unbiased"] == pytest.approx(
-        dcor_ref.u_distance_correlation_sqr(flat(split.x_test).numpy(), flat(z_test).numpy()), abs=1e-9)
+        dcor_ref.u_distance_correlation_sqr(flat(split.x_test).numpy(), flat(z_test).numpy()), abs=1e-9
+    )
     # floors: the same Z in a shuffled pairing, and a Z that is the one-hot label only
     assert ev["leakage_dcor_shuffled"] == pytest.approx(ref(split.x_test, floors.shuffled(z_test)), abs=1e-9)
     onehot = torch.nn.functional.one_hot(split.y_test.long(), split.n_classes)
@@ -126,8 +143,14 @@ def test_evaluate_on_a_split_with_validation_against_direct_computations(tiny_sp
     small = train.evaluate(t.client, t.server, split, batch_size=16)
     assert small["batch_dcor"] != pytest.approx(ev["batch_dcor"], abs=1e-6)
     assert small["floor_label_batch_dcor"] > ev["floor_label_dcor"]  # the V-statistic's floor rises as n falls
-    for k in ("test_accuracy", "leakage_dcor", "val_accuracy", "val_leakage_dcor", "floor_label_dcor",
-              "leakage_dcor_shuffled"):
+    for k in (
+        "test_accuracy",
+        "leakage_dcor",
+        "val_accuracy",
+        "val_leakage_dcor",
+        "floor_label_dcor",
+        "leakage_dcor_shuffled",
+    ):
         assert small[k] == pytest.approx(ev[k], abs=1e-12), k
 
 
@@ -141,7 +164,9 @@ def test_step_decay_lowers_the_learning_rate(tiny_split):
 def test_cuda_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(config.ParamsError, match=r"train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto"):
+    with pytest.raises(
+        config.ParamsError, match=r"train.device = 'cuda': no CUDA device is available here; allowed: cpu, or auto"
+    ):
         runtime.resolve_device("cuda")
     assert runtime.resolve_device("auto") == torch.device("cpu")
 
