@@ -165,6 +165,14 @@ def use_params(params_file: Path) -> None:
     run(PY, "-m", "nopeek_repro.pipeline", "estimate")
 
 
+def lab_command() -> list[str | Path]:
+    """JupyterLab on notebooks/; as root (most containers) with --allow-root, which JupyterLab otherwise demands."""
+    cmd: list[str | Path] = [BIN / "jupyter", "lab", "notebooks/"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    return cmd
+
+
 def main(argv: list[str]) -> int:
     cmd, rest = (argv[0], argv[1:]) if argv else ("help", [])
     if cmd in ("help", "-h", "--help"):
@@ -200,7 +208,7 @@ def main(argv: list[str]) -> int:
     if cmd == "test":
         return run(PY, "-m", "pytest", "-m", "slow or not slow", *rest, check=False)
     if cmd == "lab":
-        return run(BIN / "jupyter", "lab", "notebooks/", check=False)
+        return run(*lab_command(), check=False)
     return 0
 
 

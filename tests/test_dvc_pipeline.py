@@ -15,7 +15,7 @@ SMOKE = {
     "train": {"seeds": [0], "epochs": 1},
     "nopeek": {"alpha_dcor": [30]},
     "noise": {"scale": [2]},
-    "attack": {"max_steps": 10, "eval_every": 5, "leak_sweep": [0.25], "classifier_epochs": 1},
+    "attack": {"max_steps": 10, "eval_every": 5, "leak_sweep": [0.25], "classifier_epochs": 1, "authors_split": 0.9},
 }
 RUNS = ["baseline", "nopeek-a30", "noise-b2"]
 

@@ -94,3 +94,11 @@ def test_bad_params_file_leaves_params_yaml_alone(tmp_path, root):
     with pytest.raises(SystemExit):
         kit.use_params(repo / "params" / "bad.yaml")
     assert (repo / "params.yaml").read_text() == (root / "params.yaml").read_text()
+
+
+def test_lab_allows_root_only_as_root(root, monkeypatch):
+    kit = _kit_module(root)
+    monkeypatch.setattr(kit.os, "geteuid", lambda: 0)
+    assert kit.lab_command()[-1] == "--allow-root"
+    monkeypatch.setattr(kit.os, "geteuid", lambda: 1000)
+    assert "--allow-root" not in kit.lab_command()
