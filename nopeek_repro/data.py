@@ -55,6 +55,7 @@ import torch
 
 from . import datasets as ds
 from . import paths
+from .config import DataParams
 from .datasets import DATASETS, DataError
 
 __all__ = ["DATASETS", "DataError", "Split", "check", "materialise", "prepare", "prepare_dataset", "split_indices"]
@@ -536,6 +537,21 @@ def prepare_dataset(
         tr,
         te,
         classes=npz_classes,
+    )
+
+
+def prepare_from_params(params: DataParams, data_dir: Path) -> Split:
+    """:func:`prepare_dataset` with the settings of ``params.yaml``'s ``data`` section (no validation part yet)."""
+    return prepare_dataset(
+        params.dataset,
+        data_dir,
+        test_fraction=params.test_fraction,
+        split_seed=params.split_seed,
+        n_train=params.n_train,
+        n_test=params.n_test,
+        image_size=params.image_size,
+        task=params.task,
+        source=params.source,
     )
 
 

@@ -307,18 +307,7 @@ def estimate(params: Params, root: Path, n_models: int | None = None) -> float:
     if layout.prepared.is_file():
         split = data.load_split(layout.prepared)
     else:
-        d = params.data
-        split = data.prepare_dataset(
-            d.dataset,
-            paths.data_dir(root),
-            test_fraction=d.test_fraction,
-            split_seed=d.split_seed,
-            n_train=d.n_train,
-            n_test=d.n_test,
-            image_size=d.image_size,
-            task=d.task,
-            source=d.source,
-        )
+        split = data.prepare_from_params(params.data, paths.data_dir(root))
     n = len(runs_of(params)) if n_models is None else n_models
     return train.estimate_seconds(split, params.train, params.model, n, device=params.train.device)
 

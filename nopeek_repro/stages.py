@@ -37,17 +37,7 @@ __all__ = ["Layout", "attack_run", "make_figures", "make_layout", "prepare", "tr
 
 def prepare(layout: Layout, params: DataParams, data_dir: Path) -> data.Split:
     """Check and load the raw data set, make the seeded split, save it; returns the split."""
-    split = data.prepare_dataset(
-        params.dataset,
-        data_dir,
-        test_fraction=params.test_fraction,
-        split_seed=params.split_seed,
-        n_train=params.n_train,
-        n_test=params.n_test,
-        image_size=params.image_size,
-        task=params.task,
-        source=params.source,
-    )
+    split = data.prepare_from_params(params, data_dir)
     split = data.with_validation(split, params.val_fraction, params.split_seed)
     assert split.val_idx is not None and split.y_val is not None  # with_validation sets both
     data.save_split(split, layout.prepared)
