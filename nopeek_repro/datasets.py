@@ -2,8 +2,18 @@
 
 Everything here works on numpy arrays of uint8 images shaped (n, h, w, c) (c = 1 or 3) and int64
 labels; :mod:`nopeek_repro.data` turns them into the train/test :class:`~nopeek_repro.data.Split`.
-No torchvision reader is used: torchvision checks the md5 of the official files, and these
-readers must also accept files a user (or a test) wrote in the same formats.
+No torchvision reader is used, each for a reason checked against torchvision 0.29 (issue 9 asked
+for torchvision's readers "where they serve"):
+
+* CIFAR-10: ``torchvision.datasets.CIFAR10(download=False)`` verifies the md5 of every official
+  batch file and refuses any other, so it cannot read files a user or a test wrote in the format.
+* MNIST / Fashion-MNIST: ``torchvision.datasets.MNIST`` looks only for the uncompressed raw files
+  (a folder of the official ``.gz`` files counts as missing), and its IDX parser
+  (``read_sn3_pascalvincent_tensor``) stops a malformed file with a bare ``assert``; the reader here
+  takes either form and names the file and the defect (magic number, truncation, trailing bytes).
+* class folders: ``ImageFolder`` decodes lazily, so a broken or odd-sized image surfaces mid-training;
+  the reader here checks every file (decodable, one size unless ``data.image_size`` resizes)
+  before any training, with one message naming the file.
 
 Layouts under ``data/`` (the folder ``data.dvc`` tracks):
 
