@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pandas as pd
@@ -361,18 +362,7 @@ def test_report_has_the_floors_table():
     base = with_seeds(BASE, batch_dcor=(0.975, 0.98, 0.985), **FLOORS)
     nopeek = with_seeds(NOPEEK, batch_dcor=(0.7, 0.72, 0.71), **{**FLOORS, "leakage_dcor_shuffled": 0.15})
     noise = [with_seeds(r, batch_dcor=0.9, **FLOORS) for r in NOISE_OK]
-    ctx = ReportContext(
-        dataset="toy",
-        n_classes=10,
-        clean_accuracy=0.99,
-        arch="split CNN",
-        cut_layer=1,
-        epochs=5,
-        seeds=[0, 1, 2],
-        leak_fraction=0.5,
-        batch_size=64,
-        n_test=1000,
-    )
+    ctx = dataclasses.replace(CTX, notes=[], batch_size=64, n_test=1000)
     md = replication_report(table(base, nopeek, *noise), ctx)
     floors = md[md.index("## Leakage beside its floors") : md.index("## Every seed")]
     assert (
