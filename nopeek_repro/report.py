@@ -6,8 +6,9 @@ claims table as a DataFrame (columns ``claim, paper, this_run, verdict, criterio
 ``dcor``, ``reconstruction``, ``noise``) for tests and notebooks.
 
 Every verdict is computed from the numbers by the criteria below (module constants); none is
-written by hand. A verdict is one of ``reproduced``, ``partly``, ``not reproduced``, or
-``not measured`` when the table lacks the numbers a claim needs. When the criteria were written
+written by hand. A verdict is one of ``reproduced``, ``partly``, ``not reproduced``, ``cannot be
+judged`` when the numbers are there but the claim's premise did not occur in this run (no noise
+level made the attack fail), or ``not measured`` when the table lacks the numbers a claim needs. When the criteria were written
 and every change since, with its reason, is :data:`CRITERIA_HISTORY`; the report prints it.
 
 Statistics are over seeds: the **median** decides (a mean of a two-mode outcome describes no
@@ -67,6 +68,11 @@ CRITERIA_HISTORY = (
         "learning-rate drops) instead of a 300-step cap it hit on every model. The old decoder sat at a "
         "constant-zero output (MSE 0.110, worse than the mean image) on 8 of 35 models and seeds.",
     ),
+    (
+        "2026-12-02 (stop 17)",
+        "Claim 3 gets the verdict 'cannot be judged' when no noise level makes the attack fail; it "
+        "was 'not reproduced' with 'cannot be judged' in the text. No threshold changed.",
+    ),
 )
 """(date, what was fixed or changed and why), oldest first. Thresholds' values have not changed."""
 
@@ -109,7 +115,10 @@ PAPER_DCOR = ((0.95, 0.19), (0.92, 0.33))
 
 _EPS = 1e-9  # float slack so that a number printed equal to a threshold is judged equal to it
 
-REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "partly", "not reproduced", "not measured"
+REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly", "not reproduced"
+CANNOT_JUDGE, NOT_MEASURED = "cannot be judged", "not measured"
+VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, CANNOT_JUDGE, NOT_MEASURED)
+"""Every verdict a claim can get."""
 
 REQUIRED = ("run", "defence", "test_accuracy")
 """Columns the report cannot do without."""
@@ -400,7 +409,7 @@ def _claim_noise(agg: pd.DataFrame, base: pd.Series, measure: ReconMeasure, chan
     if noise[measure.column].isna().all():
         return NOT_MEASURED, text
     if not protecting:
-        return NOT_REPRODUCED, "cannot be judged: no noise level made the attack fail; " + text
+        return CANNOT_JUDGE, "no noise level made the attack fail; " + text
     if any(_similar(r, base) for r in protecting):
         return NOT_REPRODUCED, text
     near = sum(r.test_accuracy <= near_at + _EPS for r in protecting)
@@ -445,7 +454,7 @@ def _criteria(measure: ReconMeasure, context: ReportContext) -> dict[str, str]:
             f"least one noise run protects and every protecting one is near chance; not reproduced "
             f"when a protecting noise run keeps similar accuracy ({similar}); partly when some "
             f"protecting run is not near chance but most (more than half) are; not reproduced "
-            f"otherwise, and when no noise run protects (the claim cannot be judged then)."
+            f"otherwise. Cannot be judged when no noise run protects (nothing to compare)."
         ),
     }
 
