@@ -145,6 +145,7 @@ def setup(with_data: bool = True) -> None:
             "--display-name",
             "Python (nopeek-repro)",
         )
+    run(PY, "-m", "nopeek_repro.dvc_plots", "template")  # `dvc plots show` offline: Vega inlined (.dvc/tmp)
     if not with_data:
         return
     run(PY, "-m", "nopeek_repro.data", "materialise")
