@@ -63,7 +63,7 @@ from .config import AttackParams, TrainParams
 from .data import Split
 from .metrics import accuracy, reconstruction_metrics
 from .models import Standardize, build_decoder, build_judge
-from .runtime import batches, resolve_device
+from .runtime import Progress, batches, resolve_device
 from .split import Client
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,8 @@ def fit_decoder(
                 m = _mse(decoder, z_hold, x_hold)
                 decoder.train()
                 fit.curve.append((fit.steps, m))
+                if (line := Progress.current()) is not None:
+                    line.note(decoder_step=fit.steps, holdout_mse=m)
                 if m < fit.best_mse:
                     fit.best_mse, fit.best_step = m, fit.steps
                     best_state = copy.deepcopy(decoder.state_dict())
@@ -387,7 +389,15 @@ def decoder_attack(
         classifier,
     )
     metrics["leak_fraction"] = fraction
-    log.info("attack seed %d leak %g: %s", seed, fraction, metrics)
+    log.info(
+        "attack on seed %d, leak %g: strongest %s, test MSE %.4g, attack accuracy %.3f",
+        seed,
+        fraction,
+        metrics["strongest_attack"],
+        metrics["recon_mse"],
+        metrics.get("attack_accuracy", float("nan")),
+    )
+    log.debug("attack seed %d leak %g: %s", seed, fraction, metrics)
     shown = example_indices(split.y_test, params.n_examples)
     return AttackResult(metrics, recon[shown].numpy(), leaked)
 
@@ -455,7 +465,9 @@ class JudgeInfo:
     seed: int
 
 
-def train_classifier(split: Split, train_params: TrainParams, params: AttackParams) -> tuple[nn.Module, JudgeInfo]:
+def train_classifier(
+    split: Split, train_params: TrainParams, params: AttackParams, progress: bool = True
+) -> tuple[nn.Module, JudgeInfo]:
     """The judge (:func:`nopeek_repro.models.build_judge`), trained on clean training images.
 
     Seed ``attack.classifier_seed`` (initial weights, batch order, dropout), Adam at ``attack.classifier_lr``,
@@ -472,19 +484,21 @@ def train_classifier(split: Split, train_params: TrainParams, params: AttackPara
     opt = torch.optim.Adam(net.parameters(), lr=params.classifier_lr)
     order = torch.Generator().manual_seed(seed)
     best, best_epoch, best_state, epoch = -1.0, 0, copy.deepcopy(net.state_dict()), 0
-    for epoch in range(1, params.classifier_epochs + 1):
-        net.train()
-        for batch in batches(len(split.x_train), params.batch_size, order):
-            loss = F.cross_entropy(net(split.x_train[batch].to(dev)), split.y_train[batch].to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        val = accuracy(predict(net, split.x_val), split.y_val)
-        log.info("judge epoch %d: validation accuracy %.4f", epoch, val)
-        if val > best:
-            best, best_epoch, best_state = val, epoch, copy.deepcopy(net.state_dict())
-        elif epoch - best_epoch >= params.classifier_patience:
-            break
+    with Progress(params.classifier_epochs, "the judge (early stopping)", "epochs", progress) as line:
+        for epoch in range(1, params.classifier_epochs + 1):
+            net.train()
+            for batch in batches(len(split.x_train), params.batch_size, order):
+                loss = F.cross_entropy(net(split.x_train[batch].to(dev)), split.y_train[batch].to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            val = accuracy(predict(net, split.x_val), split.y_val)
+            line.update(1, val_acc=f"{val:.4f}")
+            log.debug("judge epoch %d: validation accuracy %.4f", epoch, val)
+            if val > best:
+                best, best_epoch, best_state = val, epoch, copy.deepcopy(net.state_dict())
+            elif epoch - best_epoch >= params.classifier_patience:
+                break
     net.load_state_dict(best_state)
     net.eval()
     info = JudgeInfo(

@@ -45,6 +45,11 @@ class RunSpec:
             return f"noise-b{self.noise:g}"
         return "baseline"
 
+    @property
+    def short(self) -> str:
+        """The run's key in the DVC metrics: ``base``, ``a<alpha_dcor>`` (NoPeek), ``b<noise>`` (uniform noise)."""
+        return "base" if self.defence == "none" else self.name.split("-", 1)[1]
+
     @classmethod
     def from_name(cls, name: str) -> "RunSpec":
         """Inverse of :attr:`name`."""

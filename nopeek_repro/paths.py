@@ -9,11 +9,17 @@ the current directory that holds both ``dvc.yaml`` and ``params.yaml``. Layout::
     results/classifier/         the attack-accuracy classifier, trained on clean images (prepare stage)
     results/models/<run>/       trained client/server weights and per-epoch history, per seed
     results/attacks/<run>/      decoder-attack metrics and example reconstructions
-    results/metrics/            small JSON metrics files (``dvc metrics show``)
+    results/records/            per-stage JSON records: medians and per-seed values of every number
+    results/metrics.json        the key numbers per model (``dvc metrics show``, ``dvc exp show``)
     results/plots/              CSV files behind ``dvc plots show``
-    results/notebooks/          the executed notebooks
+    results/notebooks/          the executed notebooks, one per stage and sweep value (DVC cache)
+    notebooks/NN_name.py        the notebooks' sources (jupytext percent scripts)
+    notebooks/NN_name.ipynb     the default run's executed notebooks, one per source (committed)
+    tests/notebooks/            the smoke-run references that nbval re-runs
     results/summary.csv         one row per trained model and seed
     results/leak_sweep.csv      attack scores per model, seed and leak fraction
+    results/tradeoff.csv        attack MSE and test accuracy per model and seed (a DVC plot)
+    results/history.csv         every model's and seed's per-epoch history (DVC plots)
     results/report.md           the replication report: the paper's claims against this run
     figures/                    the PNG figures the README shows
 """
@@ -64,6 +70,11 @@ def notebooks_dir(root: Path | None = None) -> Path:
     return (root or find_root()) / "notebooks"
 
 
+def reference_notebooks_dir(root: Path | None = None) -> Path:
+    """The smoke-run notebooks nbval compares (``tests/notebooks/``), apart from the readers' ``notebooks/``."""
+    return (root or find_root()) / "tests" / "notebooks"
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where a stage's files live (see :mod:`nopeek_repro.paths` for the tree)."""
@@ -81,11 +92,15 @@ class Layout:
     def attack_dir(self, run: str) -> Path:
         return self.results / "attacks" / run
 
-    def train_metrics(self, run: str) -> Path:
-        return self.results / "metrics" / f"train-{run}.json"
+    def train_record(self, run: str) -> Path:
+        return self.results / "records" / f"train-{run}.json"
 
-    def attack_metrics(self, run: str) -> Path:
-        return self.results / "metrics" / f"attack-{run}.json"
+    def attack_record(self, run: str) -> Path:
+        return self.results / "records" / f"attack-{run}.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.results / "metrics.json"
 
     def history(self, run: str) -> Path:
         return self.results / "plots" / f"history-{run}.csv"
@@ -116,3 +131,8 @@ class Layout:
     @property
     def tradeoff_plot(self) -> Path:
         return self.results / "tradeoff.csv"
+
+    @property
+    def history_all(self) -> Path:
+        """Every model's and seed's per-epoch history in one table (``dvc plots show``'s curves)."""
+        return self.results / "history.csv"

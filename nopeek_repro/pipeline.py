@@ -11,9 +11,10 @@ Python values (lists and booleans stay lists and booleans); (3) reads the jupyte
 writing ``results/notebooks/STAGE[-ITEM].ipynb`` without run-to-run timing metadata; (5) if the
 notebook fails, removes the stage's half-written outputs and exits 1 with the notebook's error.
 
-``python -m nopeek_repro.pipeline refresh-notebooks`` re-executes every notebook at its own smoke
-defaults and saves it as ``notebooks/NN_name.ipynb``: those are the reference notebooks that nbval
-checks and that readers open.
+``python -m nopeek_repro.pipeline publish-notebooks`` (the last DVC stage) copies one executed
+notebook per source to ``notebooks/NN_name.ipynb``: the default run's real outputs, what readers
+open. ``python -m nopeek_repro.pipeline refresh-notebooks`` re-executes every notebook at its own
+smoke defaults into ``tests/notebooks/NN_name.ipynb``: the references nbval re-runs and compares.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _train_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
 def _train_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Path]]:
     def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
         name = _spec(stage, item).name
-        return [layout.model_dir(name), layout.train_metrics(name), layout.history(name)]
+        return [layout.model_dir(name), layout.train_record(name), layout.history(name)]
 
     return outs
 
@@ -107,7 +108,7 @@ def _attack_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]
 def _attack_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[Path]]:
     def outs(layout: Layout, p: Params, item: str | None) -> list[Path]:
         name = _spec(stage, item).name
-        return [layout.attack_dir(name), layout.attack_metrics(name)]  # the leak sweep lives in attack_dir
+        return [layout.attack_dir(name), layout.attack_record(name)]  # the leak sweep lives in attack_dir
 
     return outs
 
@@ -158,6 +159,8 @@ STAGES: dict[str, Stage] = {
             layout.summary_md,
             layout.tradeoff_plot,
             layout.leak_sweep_all,
+            layout.history_all,
+            layout.metrics,
             layout.report,
         ],
     ),
@@ -234,21 +237,45 @@ def strip_volatile(nb_path: Path) -> None:
     nbformat.write(nb, nb_path)
 
 
-def execute(source: Path, output: Path, parameters: dict[str, Any] | None, cwd: Path, log_output: bool = True) -> None:
-    """Execute a jupytext notebook with papermill into ``output`` (parameters as Python values)."""
+KERNEL_ARGUMENTS = (
+    "--IPKernelApp.quiet=False",  # echo the notebook's output (prints, log records) to this terminal
+    "--IPKernelApp.capture_fd_output=False",  # keep the kernel's own stderr the terminal: live progress
+    "--IPKernelApp.log_level=ERROR",  # not the kernel's "running over TCP without encryption" (loopback only)
+)
+"""How the stage runner starts the kernel, so that a stage shows in the terminal what its notebook
+shows, and live progress lines (:class:`nopeek_repro.runtime.Progress`); nbval and Jupyter start
+it without them."""
+
+
+def execute(source: Path, output: Path, parameters: dict[str, Any] | None, cwd: Path) -> None:
+    """Execute a jupytext notebook with papermill into ``output`` (parameters as Python values),
+    echoing its output and progress to this process's terminal (:data:`KERNEL_ARGUMENTS`)."""
+    import os
+
     import papermill as pm
 
+    from .runtime import TERMINAL_ENV
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(
-        read_notebook(source),
-        str(output),
-        parameters=parameters or {},
-        kernel_name=kernel_name(),
-        cwd=str(cwd),
-        log_output=log_output,
-        progress_bar=False,
-        report_mode=False,
-    )
+    before = os.environ.get(TERMINAL_ENV)
+    os.environ[TERMINAL_ENV] = "1"  # the kernel inherits it; restored below for whatever runs next here
+    try:
+        pm.execute_notebook(
+            read_notebook(source),
+            str(output),
+            parameters=parameters or {},
+            kernel_name=kernel_name(),
+            cwd=str(cwd),
+            log_output=False,  # the kernel echoes its output itself
+            progress_bar=False,
+            report_mode=False,
+            extra_arguments=list(KERNEL_ARGUMENTS),
+        )
+    finally:
+        if before is None:
+            os.environ.pop(TERMINAL_ENV, None)
+        else:
+            os.environ[TERMINAL_ENV] = before
     strip_volatile(output)
 
 
@@ -316,25 +343,63 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
+def published(p: Params) -> dict[str, str]:
+    """Which executed stage notebook (``results/notebooks/``) becomes which ``notebooks/NN_name.ipynb``:
+    one per notebook; for the sweeps, NoPeek at the sweep's largest alpha_dcor (uniform noise at its
+    largest b when there is no NoPeek sweep)."""
+    if p.nopeek.alpha_dcor:
+        sweep = f"nopeek-{max(p.nopeek.alpha_dcor):g}"
+    elif p.noise.scale:
+        sweep = f"noise-{max(p.noise.scale):g}"
+    else:
+        raise ParamsError("nopeek.alpha_dcor and noise.scale are both empty: no defended model to publish")
+    return {
+        "01_prepare_data": "prepare",
+        "02_train_baseline": "train_baseline",
+        "03_train_nopeek": f"train_{sweep}",
+        "04_attack": f"attack_{sweep}",
+        "05_figures": "figures",
+    }
+
+
+def publish_notebooks(root: Path | None = None) -> list[Path]:
+    """Copy the executed notebooks of :func:`published` to ``notebooks/NN_name.ipynb`` (the DVC stage
+    ``notebooks``): what a reader who opens ``notebooks/`` sees are the default run's real outputs."""
+    root = root or paths.find_root()
+    params = load(root / "params.yaml")
+    written = []
+    for name, stage in published(params).items():
+        source = root / "results" / "notebooks" / f"{stage}.ipynb"
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: executed notebook missing; run its stage first (dvc repro)")
+        target = paths.notebooks_dir(root) / f"{name}.ipynb"
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
+
+
 def refresh_notebooks(root: Path | None = None) -> list[Path]:
-    """Re-execute every notebook at its smoke defaults into ``notebooks/NN_name.ipynb`` (nbval's references)."""
+    """Re-execute every notebook at its smoke defaults into ``tests/notebooks/NN_name.ipynb``: the
+    references nbval re-runs and compares (not results: the readers' notebooks are :func:`publish_notebooks`')."""
     root = root or paths.find_root()
     written = []
     for source in sorted(paths.notebooks_dir(root).glob("[0-9][0-9]_*.py")):
-        target = source.with_suffix(".ipynb")
-        execute(source, target, None, cwd=root, log_output=False)
+        target = paths.reference_notebooks_dir(root) / f"{source.stem}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        execute(source, target, None, cwd=root)
         _clean_reference(target)
         written.append(target)
     return written
 
 
 def _clean_reference(nb_path: Path) -> None:
-    """Reference notebooks keep outputs but no papermill metadata; jupytext pairs them with the .py."""
+    """Reference notebooks keep outputs but no papermill or jupytext metadata (not paired: their
+    source is ``notebooks/NN_name.py``, and a test checks that their cells are its cells)."""
     import nbformat
 
     nb = nbformat.read(nb_path, as_version=4)
     nb.metadata.pop("papermill", None)
-    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    nb.metadata.pop("jupytext", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
@@ -343,13 +408,16 @@ def _clean_reference(nb_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nopeek_repro.pipeline", description=__doc__.splitlines()[0])
-    ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}; or refresh-notebooks, estimate")
+    ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}; or publish-notebooks, refresh-notebooks, estimate")
     ap.add_argument("item", nargs="?", help="the sweep value for train_/attack_ nopeek (alpha_dcor) and noise (b)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.stage == "refresh-notebooks":
             for p in refresh_notebooks():
+                print(p)
+        elif args.stage == "publish-notebooks":
+            for p in publish_notebooks():
                 print(p)
         elif args.stage == "estimate":
             import torch
@@ -387,4 +455,4 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["STAGES", "refresh_notebooks", "run_stage", "runs_of"]
+__all__ = ["STAGES", "publish_notebooks", "published", "refresh_notebooks", "run_stage", "runs_of"]

@@ -1,38 +1,154 @@
-"""How the kit runs, shared by training, attacks and stages: determinism, devices, mini-batches, progress bars.
+"""How the kit runs, shared by training, attacks and stages: determinism, devices, mini-batches, progress.
 
 Contracts: :func:`set_determinism` makes a CPU run bitwise repeatable for a seed and thread count;
 :func:`resolve_device` turns ``cpu | cuda | auto`` into a device or one clear error;
 :func:`batches` gives one epoch's shuffled mini-batch indices from a seeded generator;
-:func:`progress_bar` prints byte-stable progress (no timings) to stdout.
+:class:`Progress` shows a long loop live and leaves exactly one byte-stable final line in the
+notebook; :func:`show_logs` sends the package's log records to the notebook.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
+from types import TracebackType
 
 import torch
 from tqdm import tqdm
 
 from .config import ParamsError
 
+TERMINAL_ENV = "NOPEEK_TERMINAL"
+"""Set to ``1`` by the stage runner (:func:`nopeek_repro.pipeline.execute`) for the kernel it
+starts, whose own stderr is then the terminal that runs ``dvc repro``: live progress goes there."""
 
-def progress_bar(iterable, desc: str, enabled: bool = True) -> tqdm:
-    """A text progress bar that prints every step and no timings, so an executed notebook that shows
-    it is byte-for-byte the same on every run (the terminal still shows it live).
+_ACTIVE: list[Progress] = []  # open progress lines, innermost last (see Progress.current)
 
-    It writes to stdout, like the notebooks' own prints: a kernel flushes stdout and stderr
-    separately, so a bar on stderr could land before or after a print, run to run."""
-    return tqdm(
-        iterable,
-        desc=desc,
-        disable=not enabled,
-        leave=True,
-        mininterval=0,
-        miniters=1,
-        file=sys.stdout,
-        bar_format="{desc}: {n_fmt}/{total_fmt} {bar:20}{postfix}",
-    )
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class Progress:
+    """One long loop's progress: ``with Progress(total, desc, unit) as p: ... p.update(1, loss=...)``.
+
+    - In a Jupyter kernel the notebook shows one line, updated in place (at most twice a second);
+      what an executed notebook keeps is only the final state, e.g. ``baseline seed 0: 285/285
+      batches, epoch 5/5, acc 0.945, dcor 0.9862`` (counts and the last numbers, no timings: the
+      same bytes on every run). Outside a kernel the final line is printed to stdout.
+    - When the stage runner started the kernel (:data:`TERMINAL_ENV`), the terminal gets a live
+      tqdm line while the loop runs (when it is a terminal) and the final line when it ends.
+    - Code deeper in the loop adds numbers to the innermost open line with :meth:`current`
+      (e.g. the decoder's held-out MSE), without a progress argument of its own.
+    """
+
+    def __init__(self, total: int, desc: str, unit: str = "it", enabled: bool = True) -> None:
+        self.total, self.desc, self.unit, self.enabled = total, desc, unit, enabled
+        self.n = 0
+        self.fields: dict[str, str] = {}
+        self._terminal = enabled and os.environ.get(TERMINAL_ENV) == "1" and sys.__stderr__ is not None
+        self._live: tqdm | None = None
+        self._handle = None
+        self._shown = 0.0
+
+    def __enter__(self) -> Progress:
+        if not self.enabled:
+            return self
+        if self._terminal and sys.__stderr__ is not None and sys.__stderr__.isatty():
+            self._live = tqdm(
+                total=self.total, desc=self.desc, unit=self.unit, file=sys.__stderr__, leave=False, mininterval=0.5
+            )
+        shell = _ipython_kernel()
+        if shell is not None:
+            from IPython.display import display
+
+            sys.stdout.flush()  # the cell's earlier prints first: the same order on every run
+            self._handle = display({"text/plain": self.line()}, raw=True, display_id=True)
+        _ACTIVE.append(self)
+        return self
+
+    def line(self) -> str:
+        """The current state as one line: ``desc: n/total unit, key value, ...``."""
+        parts = [f"{self.desc}: {self.n}/{self.total} {self.unit}", *(f"{k} {v}" for k, v in self.fields.items())]
+        return ", ".join(parts)
+
+    def update(self, n: int = 1, **fields: object) -> None:
+        """Advance by ``n`` and set the numbers shown after the count (kept until changed)."""
+        self.n += n
+        self.note(**fields)
+        if self._live is not None:
+            self._live.update(n)
+
+    def note(self, **fields: object) -> None:
+        """Set numbers shown after the count, without advancing."""
+        if not self.enabled:
+            return
+        self.fields.update({k: _fmt(v) for k, v in fields.items()})
+        if self._live is not None:
+            self._live.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.fields.items()), refresh=False)
+        if self._handle is not None and time.monotonic() - self._shown >= 0.5:
+            self._handle.update({"text/plain": self.line()}, raw=True)
+            self._shown = time.monotonic()
+
+    @staticmethod
+    def current() -> Progress | None:
+        """The innermost open progress line, if any."""
+        return _ACTIVE[-1] if _ACTIVE else None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if not self.enabled:
+            return
+        _ACTIVE.remove(self)
+        if self._live is not None:
+            self._live.close()
+        final = self.line()
+        if self._handle is not None:
+            self._handle.update({"text/plain": final}, raw=True)
+        else:
+            print(final, flush=True)
+        if self._terminal and sys.__stderr__ is not None:
+            print(final, file=sys.__stderr__, flush=True)
+
+
+def _ipython_kernel():
+    """The running IPython kernel's shell, or None (plain Python, pytest)."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+class _LogHandler(logging.StreamHandler):
+    """A handler on whatever ``sys.stdout`` is at the time of each record (a notebook cell's output,
+    pytest's capture), which lifts the live terminal lines out of the way of the record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        live = [p._live for p in _ACTIVE if p._live is not None]
+        for bar in live:
+            bar.clear()
+        super().emit(record)
+        self.flush()
+        for bar in live:
+            bar.refresh()
+
+
+def show_logs(level: int = logging.INFO) -> None:
+    """Send the package's log records (``level`` and above) to stdout, once: in a notebook, its
+    output (and, under the stage runner, the terminal too, which the kernel echoes to). Stdout,
+    not stderr: a kernel flushes the two streams separately, so records on stderr could land
+    before or after the cell's prints from run to run, and executed notebooks must be the same
+    bytes on every run."""
+    logger = logging.getLogger("nopeek_repro")
+    if not any(isinstance(h, _LogHandler) for h in logger.handlers):
+        handler = _LogHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)
 
 
 def set_determinism(seed: int, threads: int) -> None:
@@ -59,6 +175,11 @@ def resolve_device(device: str) -> torch.device:
             "(CUDA when available, else the CPU)"
         )
     return torch.device(device)
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    """How many mini-batches :func:`batches` gives for ``n`` rows."""
+    return n // batch_size + (1 if n % batch_size >= 2 else 0)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:

@@ -27,7 +27,11 @@ from .paths import Layout
 
 
 def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> Layout:
-    """A :class:`Layout` from paths relative to the repository root (figures default: results/figures)."""
+    """A :class:`Layout` from paths relative to the repository root (figures default: results/figures).
+
+    Every notebook starts with it, so it also turns on the package's log in the notebook
+    (:func:`nopeek_repro.runtime.show_logs`)."""
+    runtime.show_logs()
     res = paths.resolve(results)
     return Layout(res, paths.resolve(figures_dir) if figures_dir is not None else res / "figures")
 
@@ -89,7 +93,7 @@ def train_run(
     hist = pd.concat(histories, ignore_index=True)
     layout.history(spec.name).parent.mkdir(parents=True, exist_ok=True)
     hist.to_csv(layout.history(spec.name), index=False, float_format="%.6g")
-    summary.write_metrics(layout.train_metrics(spec.name), per_seed)
+    summary.write_record(layout.train_record(spec.name), per_seed)
     return pd.DataFrame.from_dict(per_seed, orient="index").rename_axis("seed")
 
 
@@ -115,18 +119,22 @@ def attack_run(
     jobs += [(s, None) for s in seeds if s in extra and params.authors_split is not None]
     per_seed: dict[int, dict] = {}
     examples, sweep, trained = {}, [], {}
-    for seed, fraction in runtime.progress_bar(jobs, f"attacks on {run}", progress):
-        if seed not in trained:
-            trained = {seed: train.load(layout.model_dir(run) / f"seed{seed}", split, train_params)}
-        client = trained[seed].client
-        if fraction is None:
-            per_seed[seed].update(attacks.authors_attack(client, split, params, seed, classifier))
-            continue
-        result = attacks.decoder_attack(client, split, params, seed, leak_fraction=fraction, classifier=classifier)
-        sweep.append({"run": run, "seed": seed, **result.metrics})
-        if fraction == params.leak_fraction:
-            per_seed[seed] = dict(result.metrics)
-            examples[f"seed{seed}"] = result.examples
+    with runtime.Progress(len(jobs), f"attacks on {run}", "attacks", progress) as line:
+        for seed, fraction in jobs:
+            line.note(seed=seed, leak="authors" if fraction is None else f"{fraction:g}")
+            if seed not in trained:
+                trained = {seed: train.load(layout.model_dir(run) / f"seed{seed}", split, train_params)}
+            client = trained[seed].client
+            if fraction is None:
+                per_seed[seed].update(attacks.authors_attack(client, split, params, seed, classifier))
+                line.update(1)
+                continue
+            result = attacks.decoder_attack(client, split, params, seed, leak_fraction=fraction, classifier=classifier)
+            sweep.append({"run": run, "seed": seed, **result.metrics})
+            if fraction == params.leak_fraction:
+                per_seed[seed] = dict(result.metrics)
+                examples[f"seed{seed}"] = result.examples
+            line.update(1)
     out = layout.attack_dir(run)
     out.mkdir(parents=True, exist_ok=True)
     shown = attacks.example_indices(split.y_test, params.n_examples)
@@ -135,7 +143,7 @@ def attack_run(
         out / "examples.npz", test_pos=shown, test_idx=split.test_idx[shown], **cast("dict[str, Any]", examples)
     )
     pd.DataFrame(sweep).to_csv(layout.leak_sweep(run), index=False, float_format="%.6g")
-    summary.write_metrics(layout.attack_metrics(run), per_seed)
+    summary.write_record(layout.attack_record(run), per_seed)
     return pd.DataFrame.from_dict(per_seed, orient="index").rename_axis("seed")
 
 
@@ -182,18 +190,21 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     split_info = json.loads((layout.prepared.parent / "split.json").read_text())
     chance = 1.0 / int(split_info["n_classes"])
     table = summary.build(
-        runs, {n: layout.train_metrics(n) for n in names}, {n: layout.attack_metrics(n) for n in names}, chance=chance
+        runs, {n: layout.train_record(n) for n in names}, {n: layout.attack_record(n) for n in names}, chance=chance
     )
     layout.summary.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(layout.summary, index=False, float_format="%.6g")
     agg = summary.aggregate(table)
     layout.summary_md.write_text(summary.markdown_table(agg))
+    layout.metrics.write_text(json.dumps(summary.key_metrics(agg), indent=1) + "\n")
     layout.tradeoff_plot.parent.mkdir(parents=True, exist_ok=True)
     table[["run", "seed", "defence", "recon_mse", "test_accuracy", "leakage_dcor"]].to_csv(
         layout.tradeoff_plot, index=False, float_format="%.6g"
     )
     sweep = pd.concat([pd.read_csv(layout.leak_sweep(n)) for n in names], ignore_index=True)
     sweep.to_csv(layout.leak_sweep_all, index=False, float_format="%.6g")
+    every_history = pd.concat([pd.read_csv(layout.history(n)) for n in names], ignore_index=True)
+    every_history.to_csv(layout.history_all, index=False, float_format="%.6g")
 
     context = report_context(layout, table, runs)
     layout.report.write_text(report.replication_report(table, context))
@@ -203,7 +214,7 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
     recons = {
         n: np.load(layout.attack_dir(n) / "examples.npz")[f"seed{table[table.run == n].seed.min()}"] for n in names
     }
-    histories = pd.concat([pd.read_csv(layout.history(n)) for n in names if RunSpec.from_name(n).defence != "noise"])
+    histories = every_history[[RunSpec.from_name(n).defence != "noise" for n in every_history.run]]
     figs = {
         "tradeoff": figures.tradeoff(table, agg, chance=context.chance),
         "reconstructions": figures.reconstruction_grid(

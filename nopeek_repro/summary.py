@@ -24,8 +24,11 @@ Per-run statistics (:func:`aggregate`): the **median** over seeds (column ``<m>`
 ``n_seeds``, ``n_collapsed`` and ``strongest`` (how often each attack was the strongest). A mean of
 a two-mode outcome describes no run, so tables lead with the median and the range.
 
-Metrics files (what ``dvc metrics show`` lists) are JSON objects with the median over seeds of
-every numeric metric at the top level and the per-seed values under ``per_seed``.
+Stage records (``results/records/``, :func:`write_record`) are JSON objects with the median over
+seeds of every numeric metric at the top level and the per-seed values under ``per_seed``; they
+are what the summary is built from. The DVC metrics file (:func:`key_metrics`, what ``dvc metrics
+show`` and ``dvc exp show`` list) holds only the key numbers per model, flat, so that experiments
+can be compared in a terminal.
 """
 
 from __future__ import annotations
@@ -107,8 +110,8 @@ def _median(values: list[float]) -> float:
     return v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2
 
 
-def write_metrics(path: Path, per_seed: Mapping[int, Mapping[str, float | str]]) -> dict:
-    """Write a metrics JSON: medians over seeds of numeric metrics at the top level, per-seed values under ``per_seed``."""
+def write_record(path: Path, per_seed: Mapping[int, Mapping[str, float | str]]) -> dict:
+    """Write a stage record: medians over seeds of numeric metrics at the top level, per-seed values under ``per_seed``."""
     if not per_seed:
         raise ValueError(f"{path}: no seeds to write")
     keys = list(next(iter(per_seed.values())))
@@ -130,21 +133,21 @@ def write_metrics(path: Path, per_seed: Mapping[int, Mapping[str, float | str]])
 
 def read_per_seed(path: Path) -> dict[int, dict[str, float | str]]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: metrics file missing; run the stage that writes it first")
+        raise FileNotFoundError(f"{path}: stage record missing; run the stage that writes it first")
     return {int(s): m for s, m in json.loads(path.read_text())["per_seed"].items()}
 
 
 def build(
-    runs: list[RunSpec], train_metrics: dict[str, Path], attack_metrics: dict[str, Path], chance: float | None = None
+    runs: list[RunSpec], train_records: dict[str, Path], attack_records: dict[str, Path], chance: float | None = None
 ) -> pd.DataFrame:
     """Join training and attack metrics of every run into the tidy table (see module doc)."""
     rows = []
     for spec in runs:
-        tr = read_per_seed(train_metrics[spec.name])
-        at = read_per_seed(attack_metrics[spec.name])
+        tr = read_per_seed(train_records[spec.name])
+        at = read_per_seed(attack_records[spec.name])
         for seed in sorted(tr):
             if seed not in at:
-                raise ValueError(f"{attack_metrics[spec.name]}: no attack result for seed {seed}")
+                raise ValueError(f"{attack_records[spec.name]}: no attack result for seed {seed}")
             rows.append(
                 {
                     "run": spec.name,
@@ -162,6 +165,28 @@ def build(
             (table.test_accuracy <= chance + COLLAPSE_MARGIN + 1e-9).astype(float).where(table.test_accuracy.notna())
         )
     return table
+
+
+KEY_METRICS = {"acc": ("test_accuracy", 3), "mse": ("recon_mse", 2)}
+"""The DVC metrics of each model: key -> (summary column, significant digits kept). ``acc``: test
+accuracy; ``mse``: the strongest attack's reconstruction MSE on held-out test images. Medians over
+seeds, rounded for a terminal (two numbers per model keep ``dvc exp show --only-changed`` of the
+default run's seven models within 200 columns); full precision, every other number and every seed
+are in ``results/summary.csv``."""
+
+
+def key_metrics(agg: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``{short run name: {key: median}}`` for every run of :func:`aggregate`'s table (see
+    :data:`KEY_METRICS`; a number the run did not measure is left out)."""
+    out: dict[str, dict[str, float]] = {}
+    for _, row in agg.iterrows():
+        record = {}
+        for key, (column, digits) in KEY_METRICS.items():
+            value = row.get(column)
+            if _num(value) and not math.isnan(float(value)):
+                record[key] = float(f"{float(value):.{digits}g}")
+        out[RunSpec.from_name(str(row["run"])).short] = record
+    return out
 
 
 def strongest_counts(values: pd.Series) -> str:

@@ -29,7 +29,7 @@ from .dcor import leakage
 from .defences import RunSpec
 from .metrics import accuracy
 from .models import build_split_model
-from .runtime import batches, progress_bar, resolve_device, set_determinism
+from .runtime import Progress, batches, n_batches, resolve_device, set_determinism
 from .split import Client, Server
 
 log = logging.getLogger(__name__)
@@ -106,32 +106,34 @@ def train(
     ]
     order = torch.Generator().manual_seed(seed)
     rows = []
-    bar = progress_bar(range(1, params.epochs + 1), f"{spec.name} seed {seed}", progress)
-    for epoch in bar:
-        ce_sum = dcor_sum = 0.0
-        n_batches = 0
-        for idx in batches(len(split.x_train), params.batch_size, order):
-            x, y = split.x_train[idx], split.y_train[idx]
-            z = client.forward(x)  # client -> server: activations only
-            grad_z = server.train_step(z, y)  # server -> client: gradient only
-            step = client.backward(grad_z)
-            ce_sum += server.last.loss / params.alpha_task
-            dcor_sum += step.dcor
-            n_batches += 1
-        for schedule in schedules:
-            schedule.step()
-        ev = evaluate(client, server, split, dtype=torch.float32, full=False)
-        rows.append(
-            {
-                "epoch": epoch,
-                "train_ce": ce_sum / n_batches,
-                "train_dcor": dcor_sum / n_batches,
-                "test_accuracy": ev["test_accuracy"],
-                "test_dcor": ev["leakage_dcor"],
-            }
-        )
-        bar.set_postfix(acc=f"{ev['test_accuracy']:.3f}", dcor=f"{ev['leakage_dcor']:.3f}")
-        log.info("%s seed %d epoch %d: %s", spec.name, seed, epoch, rows[-1])
+    per_epoch = n_batches(len(split.x_train), params.batch_size)
+    with Progress(params.epochs * per_epoch, f"{spec.name} seed {seed}", "batches", progress) as line:
+        for epoch in range(1, params.epochs + 1):
+            ce_sum = dcor_sum = 0.0
+            seen = 0
+            for idx in batches(len(split.x_train), params.batch_size, order):
+                x, y = split.x_train[idx], split.y_train[idx]
+                z = client.forward(x)  # client -> server: activations only
+                grad_z = server.train_step(z, y)  # server -> client: gradient only
+                step = client.backward(grad_z)
+                ce_sum += server.last.loss / params.alpha_task
+                dcor_sum += step.dcor
+                seen += 1
+                line.update(1, epoch=f"{epoch}/{params.epochs}", ce=ce_sum / seen, dcor=dcor_sum / seen)
+            for schedule in schedules:
+                schedule.step()
+            ev = evaluate(client, server, split, dtype=torch.float32, full=False)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "train_ce": ce_sum / seen,
+                    "train_dcor": dcor_sum / seen,
+                    "test_accuracy": ev["test_accuracy"],
+                    "test_dcor": ev["leakage_dcor"],
+                }
+            )
+            line.note(test_acc=f"{ev['test_accuracy']:.3f}", test_dcor=f"{ev['leakage_dcor']:.4f}")
+            log.debug("%s seed %d epoch %d: %s", spec.name, seed, epoch, rows[-1])
     return Trained(spec, seed, model, client, server, pd.DataFrame(rows), params.batch_size)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -42,14 +43,19 @@ def test_dvc_repro_end_to_end(repo_copy):
         "attack_nopeek@30",
         "attack_noise@2",
         "figures",
+        "notebooks",
     ]:
         assert f"Running stage '{stage}'" in out
 
     assert "up to date" in run(["dvc", "status"], repo).stdout
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
-    files = {f for rev in metrics.values() for f in rev["data"]}
+    files = {f: d["data"] for rev in metrics.values() for f, d in rev["data"].items()}
+    assert list(files) == ["results/metrics.json"]  # one flat record per model, no configuration, no per-seed
+    assert files["results/metrics.json"].keys() == {"base", "a30", "b2"}
+    assert all(record.keys() == {"acc", "mse"} for record in files["results/metrics.json"].values())
     for name in RUNS:
-        assert f"results/metrics/train-{name}.json" in files and f"results/metrics/attack-{name}.json" in files
+        assert (repo / f"results/records/train-{name}.json").is_file()
+        assert (repo / f"results/records/attack-{name}.json").is_file()
 
     summary = pd.read_csv(repo / "results" / "summary.csv")
     assert summary.run.tolist() == RUNS and summary.seed.tolist() == [0, 0, 0]
@@ -72,13 +78,19 @@ def test_dvc_repro_end_to_end(repo_copy):
         assert (repo / "figures" / f"{fig}.png").stat().st_size > 10_000
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert len(executed) == 8 and "train_nopeek-30.ipynb" in executed
+    # the readers' notebooks are this run's executed ones, byte for byte
+    published = {"01_prepare_data": "prepare", "03_train_nopeek": "train_nopeek-30", "04_attack": "attack_nopeek-30"}
+    for name, stage in published.items():
+        assert (repo / "notebooks" / f"{name}.ipynb").read_bytes() == (
+            repo / "results" / "notebooks" / f"{stage}.ipynb"
+        ).read_bytes()
 
     # a second repro with nothing changed re-runs nothing
     again = run(["dvc", "repro"], repo).stdout
     assert "Running stage" not in again
 
     plots = run(["dvc", "plots", "show", "--json"], repo).stdout
-    assert "results/tradeoff.csv" in plots and "history-baseline.csv" in plots
+    assert "results/tradeoff.csv" in plots and "results/history.csv" in plots
 
     # `dvc exp run -S` changes one setting and re-runs only the stages that depend on it
     run(["git", "add", "-A"], repo)
@@ -87,6 +99,14 @@ def test_dvc_repro_end_to_end(repo_copy):
     assert "Running stage 'attack_nopeek@30'" in exp and "Running stage 'figures'" in exp
     assert "Running stage 'train_baseline'" not in exp and "Running stage 'prepare'" not in exp
     assert "attack.n_examples" in run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).stdout
+    # the README's comparison command fits 200 columns with every model's key numbers
+    drop = re.search(r"dvc exp show --only-changed --drop '([^']+)'", (repo / "README.md").read_text())
+    assert drop, "the README's `dvc exp show` command"
+    table = run(
+        ["dvc", "exp", "show", "--only-changed", "--drop", drop[1], "--no-pager"], repo, env={"COLUMNS": "200"}
+    ).stdout
+    assert "…" not in table and max(len(line.rstrip()) for line in table.splitlines()) <= 200, table
+    assert all(f"{run_}.mse" in table for run_ in ("base", "a30", "b2")), table
 
     # a bad value stops the pipeline with one clear message and a non-zero exit
     _set_params(repo, {"attack": {"leak_fraction": 1.5}})

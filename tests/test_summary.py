@@ -1,4 +1,4 @@
-"""The tidy table, its per-run statistics (medians, ranges, ddof = 1) and the metrics files."""
+"""The tidy table, its per-run statistics (medians, ranges, ddof = 1), the stage records and the DVC metrics."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ def _metrics(tmp_path, runs, accuracies=None):
         tr[r.name] = tmp_path / f"train-{r.name}.json"
         at[r.name] = tmp_path / f"attack-{r.name}.json"
         acc = accuracies[r.name] if accuracies else {s: 0.9 - i / 10 + s / 100 for s in (0, 1)}
-        summary.write_metrics(
+        summary.write_record(
             tr[r.name],
             {s: {"test_accuracy": acc[s], "leakage_dcor": 0.5, "leakage_dcor_unbiased": 0.2} for s in (0, 1)},
         )
-        summary.write_metrics(
+        summary.write_record(
             at[r.name],
             {
                 s: {
@@ -53,6 +53,18 @@ def test_build_and_aggregate(tmp_path):
     assert agg.test_accuracy_std.iloc[0] == pytest.approx(0.01 / math.sqrt(2))  # ddof = 1, not 0.005
     assert agg.strongest.tolist() == ["decoder 1, ridge 1"] * 3  # a tie: by name
     assert agg.n_collapsed.isna().all()
+
+
+def test_key_metrics_are_flat_medians_per_model(tmp_path):
+    runs = all_runs([10.0, 100.0], [2.0])
+    acc = {r.name: {0: 0.9, 1: 0.95} for r in runs} | {"nopeek-a100": {0: 0.1, 1: 0.93}}  # a two-mode run
+    agg = summary.aggregate(summary.build(runs, *_metrics(tmp_path, runs, acc)))
+    record = summary.key_metrics(agg)
+    assert list(record) == ["base", "a10", "a100", "b2"]  # short names, the runs' order
+    assert record["a100"] == {"acc": 0.515, "mse": 0.03}  # medians (of two seeds: their midpoint), rounded
+    assert record["b2"]["mse"] == 0.04
+    assert all(isinstance(v, float) for r in record.values() for v in r.values())
+    json.dumps(record, allow_nan=False)  # strict JSON: a number a run lacks is left out, never NaN
 
 
 def test_build_marks_collapsed_seeds_against_chance(tmp_path):
@@ -167,7 +179,7 @@ def test_markdown_table_shows_median_and_range():
 
 
 def test_metrics_file_has_medians_and_per_seed(tmp_path):
-    doc = summary.write_metrics(tmp_path / "m.json", {0: {"a": 1.0}, 1: {"a": 2.0}})
+    doc = summary.write_record(tmp_path / "m.json", {0: {"a": 1.0}, 1: {"a": 2.0}})
     assert (
         doc
         == json.loads((tmp_path / "m.json").read_text())
@@ -181,7 +193,7 @@ def test_metrics_file_top_level_is_the_median_and_strings_stay_per_seed(tmp_path
         1: {"a": 5.0, "n": 12, "strongest_attack": "decoder"},
         2: {"a": 2.0, "n": 11, "strongest_attack": "ridge"},
     }
-    doc = summary.write_metrics(tmp_path / "m.json", per_seed)
+    doc = summary.write_record(tmp_path / "m.json", per_seed)
     assert doc == json.loads((tmp_path / "m.json").read_text())
     assert doc["a"] == 2.0  # the median; the mean would be 2.667
     assert doc["n"] == 11.0
@@ -193,9 +205,9 @@ def test_metrics_file_top_level_is_the_median_and_strings_stay_per_seed(tmp_path
     }
 
 
-def test_missing_metrics_are_reported(tmp_path):
+def test_missing_records_are_reported(tmp_path):
     runs = all_runs([10.0], [])
     tr, at = _metrics(tmp_path, runs)
     at["nopeek-a10"].unlink()
-    with pytest.raises(FileNotFoundError, match="attack-nopeek-a10.json: metrics file missing"):
+    with pytest.raises(FileNotFoundError, match="attack-nopeek-a10.json: stage record missing"):
         summary.build(runs, tr, at)
