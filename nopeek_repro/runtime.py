@@ -40,6 +40,9 @@ class Progress:
       same bytes on every run). Outside a kernel the final line is printed to stdout.
     - When the stage runner started the kernel (:data:`TERMINAL_ENV`), the terminal gets a live
       tqdm line while the loop runs (when it is a terminal) and the final line when it ends.
+    - nbval does not apply display updates (it keeps the first state), so a cell whose output
+      nbval checks (``# NBVAL_CHECK_OUTPUT``) must not run a progress line: the notebooks run the
+      loop in one cell and print its numbers in the next.
     - Code deeper in the loop adds numbers to the innermost open line with :meth:`current`
       (e.g. the decoder's held-out MSE), without a progress argument of its own.
     """

@@ -57,9 +57,11 @@ figures.reconstruction_grid(split.x_test[shown].numpy(), {}, k=len(shown), title
 # 1 / number of classes).
 
 # %%
-# NBVAL_CHECK_OUTPUT
 train_params = config.validate(config.TrainParams, train, prefix="train")
 judge = stages.train_classifier(layout, train_params, attack_params)
+
+# %%
+# NBVAL_CHECK_OUTPUT
 print(f"judge (seed {judge.seed}): clean test accuracy {judge.clean_accuracy:.3f}, best validation accuracy "
       f"{judge.val_accuracy:.3f} at epoch {judge.best_epoch} of {judge.epochs}"
       f"{' (hit attack.classifier_epochs)' if judge.hit_cap else ''}; chance {1 / split.n_classes:.3f}")

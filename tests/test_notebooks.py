@@ -30,6 +30,9 @@ def test_reference_notebook_matches_its_source(root, name):
     assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
     pngs = sum("image/png" in o.get("data", {}) for c in ref.cells if c.cell_type == "code" for o in c.outputs)
     assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 5}.get(name, 0)
+    checked = [c for c in ref.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    progress = [o for c in checked for o in c.outputs if o.output_type == "display_data" and "image/png" not in o.data]
+    assert not progress, "a progress line in a cell nbval checks: nbval ignores display updates (runtime.Progress)"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
