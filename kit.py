@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
     if cmd == "repro":
         run(BIN / "dvc", "repro", *rest)
         run(PY, "-m", "nopeek_repro.readme")  # the README's result tables, from results/
-        say("done: results/summary.csv, figures/*.png, executed notebooks in results/notebooks/")
+        say("done: results/report.md, results/summary.csv, figures/*.png, the executed notebooks in notebooks/*.ipynb")
         return 0
     if cmd == "test":
         return run(PY, "-m", "pytest", "-m", "slow or not slow", *rest, check=False)
