@@ -57,6 +57,7 @@ from . import datasets as ds
 from . import paths
 from .config import DataParams
 from .datasets import DATASETS, DataError
+from .metrics import SSIM_MIN_SIDE
 
 __all__ = ["DATASETS", "DataError", "Split", "check", "materialise", "prepare", "prepare_dataset", "split_indices"]
 
@@ -541,8 +542,10 @@ def prepare_dataset(
 
 
 def prepare_from_params(params: DataParams, data_dir: Path) -> Split:
-    """:func:`prepare_dataset` with the settings of ``params.yaml``'s ``data`` section (no validation part yet)."""
-    return prepare_dataset(
+    """:func:`prepare_dataset` with the settings of ``params.yaml``'s ``data`` section (no validation part
+    yet); refuses images smaller than the attacks' SSIM window here, in the prepare stage, before any
+    model trains (raises :class:`DataError`)."""
+    split = prepare_dataset(
         params.dataset,
         data_dir,
         test_fraction=params.test_fraction,
@@ -553,6 +556,19 @@ def prepare_from_params(params: DataParams, data_dir: Path) -> Split:
         task=params.task,
         source=params.source,
     )
+    h, w = split.image_shape[-2:]
+    if min(h, w) < SSIM_MIN_SIDE:
+        what = (
+            f"data.image_size = {params.image_size}"
+            if params.image_size is not None
+            else f"data.dataset = {params.dataset!r}"
+        )
+        raise DataError(
+            f"{what}: images of {h}x{w} pixels are smaller than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} window of the "
+            f"attacks' SSIM; allowed: at least {SSIM_MIN_SIDE} pixels a side (data.image_size: {SSIM_MIN_SIDE} or "
+            "more upscales)"
+        )
+    return split
 
 
 def save_split(split: Split, path: Path) -> None:

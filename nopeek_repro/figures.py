@@ -8,6 +8,8 @@ c. :func:`leakage_vs_alpha` - leakage DCOR(X, Z) (both estimators) beside its fl
 d. :func:`training_curves` - test accuracy and test DCOR per epoch.
 e. :func:`leak_sweep` - the strongest attack's reconstruction error and attack accuracy against the
    share of training pairs leaked to the attacker.
+f. :func:`collapse_diagnostics` - per epoch, for the baseline and every NoPeek run and seed: the
+   dead-channel fraction and std(Z) at the cut, and alpha * |grad DCOR| / |grad CE| on the client.
 
 Every seed is a point (small, translucent); lines join the medians over seeds. A mean of a
 two-mode outcome (some seeds collapse, others do not) describes no run, so none is drawn.
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 COLOURS = {"none": "#222222", "nopeek": "#1f77b4", "noise": "#d62728"}
 LABELS = {"none": "baseline (no defence)", "nopeek": "NoPeek (alpha_dcor sweep)", "noise": "uniform noise (b sweep)"}
@@ -228,6 +230,55 @@ def training_curves(histories: pd.DataFrame) -> Figure:
         )
         ax.set_title(title)
     ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def collapse_diagnostics(histories: pd.DataFrame, collapsed: set[tuple[str, int]] | None = None) -> Figure:
+    """Dead-channel fraction, std(Z) and the gradient ratio per epoch, one line per run and seed;
+    the seeds in ``collapsed`` (``(run, seed)``, e.g. those at chance accuracy) drawn dashed.
+
+    ``histories`` has columns run, seed, epoch, dead_channels, z_std, grad_ratio; uniform-noise runs
+    are left out (their Z carries the noise, and they have no DCOR term)."""
+    _style()
+    collapsed = collapsed or set()
+    data = histories[[not r.startswith("noise") for r in histories.run]].copy()
+    data["end"] = ["collapsed" if (r, int(s)) in collapsed else "kept accuracy" for r, s in zip(data.run, data.seed)]
+    fig, axes = _figure(1, 3, (14, 4))
+    order = list(dict.fromkeys(data.run))
+    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
+    if "baseline" in palette:
+        palette["baseline"] = COLOURS["none"]
+    panels = (
+        ("dead_channels", "Dead channels at the cut (fraction)"),
+        ("z_std", "std(Z) over samples (mean over units)"),
+        ("grad_ratio", "alpha·|∇DCOR| / |∇CE| on the client (log)"),
+    )
+    for ax, (col, title) in zip(axes, panels):
+        sns.lineplot(
+            data=data,
+            x="epoch",
+            y=col,
+            hue="run",
+            hue_order=order,
+            palette=palette,
+            style="end",
+            style_order=["kept accuracy", "collapsed"],
+            units="seed",
+            estimator=None,
+            marker="o",
+            lw=1.2,
+            ms=4,
+            ax=ax,
+            legend=ax is axes[-1],
+        )
+        ax.set_title(title)
+        ax.set_ylabel("")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    positive = data.grad_ratio[data.grad_ratio > 0]
+    if len(positive):
+        axes[2].set_yscale("log")
+    axes[2].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 

@@ -21,6 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
+SSIM_MIN_SIDE = 2 * int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5) + 1
+"""The smallest image side SSIM's Gaussian window fits in (11 pixels): smaller images are refused
+when the data are prepared, before any model trains."""
 
 
 def accuracy(pred: Tensor, target: Tensor) -> float:

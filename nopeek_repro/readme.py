@@ -7,7 +7,11 @@ A block is the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NA
 - ``claims``: the claims table of ``results/report.md`` (each claim, this run's numbers, the verdict);
 - ``key-numbers``: the facts the README's reading of the verdicts rests on, computed here from
   ``results/summary.csv`` and ``results/leak_sweep.csv`` (:func:`key_numbers`);
-- ``every-seed``: the per-seed table of ``results/report.md``.
+- ``every-seed``: the per-seed table of ``results/report.md``;
+- ``collapse``: the collapse diagnostics at the last epoch, per seed of the baseline and every
+  NoPeek run, from ``results/summary.csv`` (:func:`collapse_table`);
+- ``collapse-epochs``: every epoch of the runs with a collapsed seed, from ``results/history.csv``
+  (:func:`collapse_epochs`).
 
 ``python -m nopeek_repro.readme`` rewrites the blocks (``python3 kit.py repro`` runs it after the
 pipeline); ``python -m nopeek_repro.readme --check`` exits 1 and names each stale block, and a test
@@ -130,6 +134,43 @@ def key_numbers(table: pd.DataFrame, sweep: pd.DataFrame | None) -> str:
     return "\n".join(out)
 
 
+def collapse_table(table: pd.DataFrame) -> str:
+    """Per seed of the baseline and the NoPeek runs: test accuracy and the last epoch's diagnostics."""
+    rows = table[table.defence != "noise"]
+    lines = [
+        "| run | seed | test accuracy | dead channels at the cut | std(Z) | alpha·\\|∇DCOR\\| / \\|∇CE\\| |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, r in rows.iterrows():
+        cells = [report.fmt(r.test_accuracy, 3), report.fmt(r.dead_channels, 3), report.fmt(r.z_std, 3)]
+        lines.append(f"| {r.run} | {int(r.seed)} | " + " | ".join(cells) + f" | {float(r.grad_ratio):.3g} |")
+    return "\n".join(lines)
+
+
+def collapse_epochs(table: pd.DataFrame, history: pd.DataFrame) -> str:
+    """Every epoch of every seed of the NoPeek run with the lowest single-seed test accuracy, when that seed
+    lost accuracy (more than ``report.SIMILAR_ACCURACY_DROP`` below the baseline's median)."""
+    nopeek = table[table.defence == "nopeek"]
+    base = table.test_accuracy[table.defence == "none"].median()
+    worst = nopeek.loc[nopeek.test_accuracy.idxmin()] if len(nopeek) else None
+    if worst is None or worst.test_accuracy >= base - report.SIMILAR_ACCURACY_DROP:
+        return "No NoPeek seed lost accuracy in this run."
+    runs = [worst.run]
+    lines = [
+        "| run | seed | epoch | test accuracy | test DCOR | dead channels | std(Z) | alpha·\\|∇DCOR\\| / \\|∇CE\\| |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = history[history.run.isin(runs)].sort_values(["run", "seed", "epoch"])
+    for _, r in rows.iterrows():
+        cells = [
+            report.fmt(r[c], d) for c, d in (("test_accuracy", 3), ("test_dcor", 3), ("dead_channels", 3), ("z_std", 4))
+        ]
+        lines.append(
+            f"| {r.run} | {int(r.seed)} | {int(r.epoch)} | " + " | ".join(cells) + f" | {float(r.grad_ratio):.3g} |"
+        )
+    return "\n".join(lines)
+
+
 def blocks(root: Path) -> dict[str, str]:
     """Each block's text, from the result files under ``root``."""
     results = root / "results"
@@ -141,6 +182,8 @@ def blocks(root: Path) -> dict[str, str]:
             pd.read_csv(results / "summary.csv"), pd.read_csv(sweep) if sweep.is_file() else None
         ),
         "every-seed": _first_table((results / "report.md").read_text(), after="## Every seed"),
+        "collapse": collapse_table(pd.read_csv(results / "summary.csv")),
+        "collapse-epochs": collapse_epochs(pd.read_csv(results / "summary.csv"), pd.read_csv(results / "history.csv")),
     }
 
 

@@ -44,6 +44,13 @@ def _device_of(net: nn.Module) -> torch.device:
 @dataclass
 class ClientStep:
     dcor: float  # DCOR(X, Z) of the batch (V-statistic), before any noise
+    grad_task: float = float("nan")  # |dL_task/dtheta| on the client's parameters (diagnosed steps only)
+    grad_dcor: float = float("nan")  # |alpha_dcor * dDCOR/dtheta| on the client's parameters (diagnosed steps only)
+
+
+def _norm(grads: tuple[Tensor | None, ...]) -> float:
+    """Euclidean norm of a gradient over all parameters (a parameter with no gradient counts 0)."""
+    return float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))  # type: ignore[arg-type]
 
 
 class Client:
@@ -90,22 +97,39 @@ class Client:
         self._z = self.net(x)
         return _send(self._noisy(self._z))
 
-    def backward(self, grad_z: Tensor) -> ClientStep:
-        """Update from the server's gradient and, for NoPeek, the DCOR term."""
+    def backward(self, grad_z: Tensor, diagnose: bool = False) -> ClientStep:
+        """Update from the server's gradient and, for NoPeek, the DCOR term.
+
+        With ``diagnose``, also measure the two terms' gradient norms on the client's parameters
+        (``grad_task`` from the server's dL/dz, ``grad_dcor`` = alpha_dcor * dDCOR/dtheta) with
+        separate ``autograd.grad`` calls before the update; the update itself is unchanged (the
+        same backward on the same graph, to the last bit)."""
         if self._x is None or self._z is None:
             raise RuntimeError("Client.backward called before Client.forward")
         x = self._x.reshape(len(self._x), -1)
+        grad_z = grad_z.to(self._z)
         self.optimizer.zero_grad(set_to_none=True)
+        step = ClientStep(dcor=float("nan"))
         if self.alpha_dcor > 0:
             dcor = distance_correlation(x, self._z)
-            torch.autograd.backward([self._z, self.alpha_dcor * dcor], [grad_z.to(self._z), None])
+            if diagnose:
+                params = [p for p in self.net.parameters() if p.requires_grad]
+                task = torch.autograd.grad(self._z, params, grad_z, retain_graph=True, allow_unused=True)
+                term = torch.autograd.grad(self.alpha_dcor * dcor, params, retain_graph=True, allow_unused=True)
+                step.grad_task, step.grad_dcor = _norm(task), _norm(term)
+            torch.autograd.backward([self._z, self.alpha_dcor * dcor], [grad_z, None])
         else:
             with torch.no_grad():
                 dcor = distance_correlation(x, self._z)
-            self._z.backward(grad_z.to(self._z))
+            if diagnose:
+                params = [p for p in self.net.parameters() if p.requires_grad]
+                task = torch.autograd.grad(self._z, params, grad_z, retain_graph=True, allow_unused=True)
+                step.grad_task, step.grad_dcor = _norm(task), 0.0
+            self._z.backward(grad_z)
         self.optimizer.step()
         self._x = self._z = None
-        return ClientStep(dcor=float(dcor.detach()))
+        step.dcor = float(dcor.detach())
+        return step
 
     @torch.no_grad()
     def activations(self, x: Tensor, batch_size: int = 512) -> Tensor:

@@ -82,13 +82,15 @@ def train_run(
     block_size: int = 1024,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Train ``spec`` once per seed; save models, the per-epoch history and the metrics file."""
+    """Train ``spec`` once per seed; save models, the per-epoch history and the stage record."""
     split = data.load_split(layout.prepared)
     per_seed, histories = {}, []
     for seed in params.seeds:
         trained = train.train(spec, split, params, model, seed, progress=progress)
         train.save(trained, layout.model_dir(spec.name) / f"seed{seed}")
         per_seed[seed] = train.evaluate(trained.client, trained.server, split, block_size, batch_size=params.batch_size)
+        last = trained.history.iloc[-1]  # the collapse diagnostics at the end of training
+        per_seed[seed].update({k: float(last[k]) for k in train.DIAGNOSTICS})
         histories.append(trained.history.assign(run=spec.name, seed=seed))
     hist = pd.concat(histories, ignore_index=True)
     layout.history(spec.name).parent.mkdir(parents=True, exist_ok=True)
@@ -223,6 +225,9 @@ def make_figures(layout: Layout, runs: list[RunSpec]) -> tuple[pd.DataFrame, dic
         "leakage_vs_alpha": figures.leakage_vs_alpha(table, agg, chance=context.chance),
         "training_curves": figures.training_curves(histories),
         "leak_sweep": figures.leak_sweep(sweep, chance=context.chance, clean_accuracy=context.clean_accuracy),
+        "collapse_diagnostics": figures.collapse_diagnostics(
+            every_history, {(r, int(s)) for r, s, c in zip(table.run, table.seed, table.collapsed) if c == 1}
+        ),
     }
     layout.figures.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():

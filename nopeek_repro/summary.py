@@ -10,7 +10,8 @@ same data), ``val_leakage_dcor`` (V-statistic on the validation part: what selec
 ``batch_dcor`` (V-statistic per test batch of the training batch size, mean over batches) and the
 floors at the same sample sizes (:mod:`nopeek_repro.floors`): ``leakage_dcor_shuffled`` /
 ``batch_dcor_shuffled`` (the same Z paired with X in a shuffled order) and ``floor_label_dcor`` /
-``floor_label_batch_dcor`` (a Z that is the one-hot label only).
+``floor_label_batch_dcor`` (a Z that is the one-hot label only); the collapse diagnostics at the
+last epoch (:data:`nopeek_repro.train.DIAGNOSTICS`): ``dead_channels``, ``z_std``, ``grad_ratio``.
 
 Attack metrics (:mod:`nopeek_repro.attacks`): the strongest attack's ``recon_mse, recon_psnr,
 recon_ssim, attack_accuracy`` and its name ``strongest_attack``; per attack ``decoder_*``,
@@ -59,6 +60,9 @@ TRAIN_METRICS = [
     "batch_dcor_shuffled",
     "floor_label_dcor",
     "floor_label_batch_dcor",
+    "dead_channels",
+    "z_std",
+    "grad_ratio",
 ]
 ATTACK_METRICS = [
     "recon_mse",

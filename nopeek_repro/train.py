@@ -6,6 +6,12 @@ set, V-statistic, on what the server sees). After training, :func:`evaluate` giv
 ``test_accuracy`` and leakage with both estimators (V-statistic ``leakage_dcor`` as in the paper,
 bias-corrected ``leakage_dcor_unbiased`` = dCor^2_U).
 
+The history also carries the collapse diagnostics (evidence notes, section 5), per epoch:
+``dead_channels`` and ``z_std`` (:func:`cut_statistics` of the client's noise-free Z on the
+validation part) and ``grad_ratio`` = |alpha_dcor * dDCOR/dtheta| / |dL_task/dtheta| on the
+client's parameters, measured on the epoch's last batch (:meth:`nopeek_repro.split.Client.backward`
+with ``diagnose``; 0 without a DCOR term). Measuring them changes no trained number.
+
 Same parameters and seed give the same numbers on the CPU: seeds fix the initial weights, the
 batch order and the noise, and the thread count is fixed by the caller. ``train.device`` picks
 where the two parties' networks run (``auto``: CUDA when available); the data stay on the CPU and
@@ -44,6 +50,22 @@ class Trained:
     server: Server
     history: pd.DataFrame
     batch_size: int | None = None  # the training batch size (the per-batch DCOR's n)
+
+
+DIAGNOSTICS = ("dead_channels", "z_std", "grad_ratio")
+"""The collapse diagnostics in the history (module doc); their last-epoch values go to the stage record."""
+
+
+def cut_statistics(z: torch.Tensor) -> dict[str, float]:
+    """Two numbers about the cut-layer activations ``z`` (N samples, then channels first):
+    ``dead_channels``, the fraction of channels (dimension 1) that are exactly 0 for every sample and
+    position; ``z_std``, the standard deviation over the samples of each unit, averaged over units."""
+    per_channel = z.abs().transpose(0, 1).reshape(z.shape[1], -1).amax(dim=1)
+    flat = z.reshape(len(z), -1).double()
+    return {
+        "dead_channels": float((per_channel == 0).double().mean()),
+        "z_std": float(flat.std(dim=0, unbiased=False).mean()),
+    }
 
 
 def make_parties(
@@ -111,11 +133,12 @@ def train(
         for epoch in range(1, params.epochs + 1):
             ce_sum = dcor_sum = 0.0
             seen = 0
-            for idx in batches(len(split.x_train), params.batch_size, order):
+            epoch_batches = batches(len(split.x_train), params.batch_size, order)
+            for idx in epoch_batches:
                 x, y = split.x_train[idx], split.y_train[idx]
                 z = client.forward(x)  # client -> server: activations only
                 grad_z = server.train_step(z, y)  # server -> client: gradient only
-                step = client.backward(grad_z)
+                step = client.backward(grad_z, diagnose=seen == len(epoch_batches) - 1)
                 ce_sum += server.last.loss / params.alpha_task
                 dcor_sum += step.dcor
                 seen += 1
@@ -123,6 +146,7 @@ def train(
             for schedule in schedules:
                 schedule.step()
             ev = evaluate(client, server, split, dtype=torch.float32, full=False)
+            probe = split.x_val if split.x_val is not None else split.x_test
             rows.append(
                 {
                     "epoch": epoch,
@@ -130,6 +154,8 @@ def train(
                     "train_dcor": dcor_sum / seen,
                     "test_accuracy": ev["test_accuracy"],
                     "test_dcor": ev["leakage_dcor"],
+                    **cut_statistics(client.clean_activations(probe)),
+                    "grad_ratio": step.grad_dcor / step.grad_task if step.grad_task > 0 else float("nan"),
                 }
             )
             line.note(test_acc=f"{ev['test_accuracy']:.3f}", test_dcor=f"{ev['leakage_dcor']:.4f}")

@@ -78,6 +78,20 @@ figs["training_curves"]
 figs["leak_sweep"]
 
 # %% [markdown]
+# ## f. Why large alphas collapse: the diagnostics
+# Per epoch, for the baseline and every NoPeek seed: the fraction of the cut's channels that are
+# dead (0 on every validation image), the spread of Z over images, and how much larger the DCOR
+# term's gradient on the client is than the task's (alpha·|∇DCOR| / |∇CE|, on the epoch's last
+# batch; the baseline's is 0, off the log axis). Dashed: seeds that ended at chance accuracy.
+# The last epoch's values, per seed:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+diagnosed = table[table.defence != "noise"]
+print(diagnosed[["run", "seed", "test_accuracy", "dead_channels", "z_std", "grad_ratio"]].round(4).to_string(index=False))
+figs["collapse_diagnostics"]
+
+# %% [markdown]
 # ## The replication report
 # Each claim of the paper, this run's numbers and the computed verdict (the whole report, with the
 # criteria, is `results/report.md`).

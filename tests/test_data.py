@@ -113,3 +113,22 @@ def test_cli_reports_altered_data(tmp_path, monkeypatch, capsys):
     assert "data file missing; run `python3 kit.py data`" in capsys.readouterr().err
     assert data.main(["materialise"]) == 0 and data.main(["check", "--dataset", "mnist-sample"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"{tmp_path / 'data' / paths.DATA_FILE}: ok"
+
+
+def test_images_smaller_than_the_ssim_window_are_refused_before_training(tmp_path):
+    """8x8 digits as an npz: refused when the data are prepared (one message naming the fix), not after
+    every model has trained; upscaled to the window's 11 pixels they pass."""
+    from nopeek_repro.config import DataParams
+    from nopeek_repro.metrics import SSIM_MIN_SIDE
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "digits.npz", x=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8), y=np.arange(40) % 4)
+    params = DataParams(dataset="npz", source="digits", test_fraction=0.25)
+    with pytest.raises(DataError) as info:
+        data.prepare_from_params(params, tmp_path)
+    assert str(info.value) == (
+        "data.dataset = 'npz': images of 8x8 pixels are smaller than the 11x11 window of the attacks' SSIM; "
+        "allowed: at least 11 pixels a side (data.image_size: 11 or more upscales)"
+    )
+    split = data.prepare_from_params(params.model_copy(update={"image_size": SSIM_MIN_SIDE}), tmp_path)
+    assert split.image_shape == (1, SSIM_MIN_SIDE, SSIM_MIN_SIDE)

@@ -74,7 +74,14 @@ def test_dvc_repro_end_to_end(repo_copy):
     assert summary.attack_accuracy.notna().all() and summary.authors_recon_mse.notna().all()
     report = (repo / "results" / "report.md").read_text()
     assert "## The paper's claims" in report and "nan" not in report.lower()
-    for fig in ["tradeoff", "reconstructions", "leakage_vs_alpha", "training_curves", "leak_sweep"]:
+    for fig in [
+        "tradeoff",
+        "reconstructions",
+        "leakage_vs_alpha",
+        "training_curves",
+        "leak_sweep",
+        "collapse_diagnostics",
+    ]:
         assert (repo / "figures" / f"{fig}.png").stat().st_size > 10_000
     executed = sorted(p.name for p in (repo / "results" / "notebooks").glob("*.ipynb"))
     assert len(executed) == 8 and "train_nopeek-30.ipynb" in executed

@@ -128,6 +128,24 @@ def test_training_curves_figure():
     return figures.training_curves(pd.DataFrame(rows))
 
 
+@pytest.mark.mpl_image_compare(tolerance=TOL)
+def test_collapse_diagnostics_figure():
+    rows = [
+        dict(
+            run=run,
+            seed=s,
+            epoch=e,
+            dead_channels=(0.5 * e / 5 if (run, s) == ("nopeek-a30", 1) else 0.0),
+            z_std=0.3 - (0.05 * e if (run, s) == ("nopeek-a30", 1) else 0.0) + 0.01 * k,
+            grad_ratio=0.0 if run == "baseline" else 10.0**k * (1 + e / 5) * (1 + s),
+        )
+        for k, run in enumerate(["baseline", "nopeek-a10", "nopeek-a30", "noise-b2"])
+        for s in (0, 1)
+        for e in range(1, 6)
+    ]
+    return figures.collapse_diagnostics(pd.DataFrame(rows), {("nopeek-a30", 1)})
+
+
 def _sweep() -> pd.DataFrame:
     rows = []
     for k, run in enumerate(["baseline", "nopeek-a30", "noise-b4"]):

@@ -29,7 +29,7 @@ def test_reference_notebook_matches_its_source(root, name):
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
     pngs = sum("image/png" in o.get("data", {}) for c in ref.cells if c.cell_type == "code" for o in c.outputs)
-    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 5}.get(name, 0)
+    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 6}.get(name, 0)
     checked = [c for c in ref.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
     progress = [o for c in checked for o in c.outputs if o.output_type == "display_data" and "image/png" not in o.data]
     assert not progress, "a progress line in a cell nbval checks: nbval ignores display updates (runtime.Progress)"
@@ -70,6 +70,7 @@ def test_every_notebook_runs_through_papermill(repo_copy):
     smoke = repo_copy / "results" / "smoke"
     assert (smoke / "summary.csv").is_file()
     assert sorted(p.name for p in (smoke / "figures").glob("*.png")) == [
+        "collapse_diagnostics.png",
         "leak_sweep.png",
         "leakage_vs_alpha.png",
         "reconstructions.png",

@@ -77,4 +77,4 @@ def test_named_set_runs_at_tiny_size(tmp_path, root, name):
         .all()
     )
     assert "## The paper's claims" in layout.report.read_text()
-    assert len(figs) == 5
+    assert len(figs) == 6

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nopeek_repro.dcor import distance_correlation
 from nopeek_repro.models import build_split_cnn
@@ -64,3 +66,32 @@ def test_backward_before_forward_and_bad_weights():
         Client(torch.nn.Identity(), lr=1.0, alpha_dcor=-1)
     with pytest.raises(ValueError, match="alpha_task must be > 0"):
         Server(torch.nn.Linear(2, 2), lr=1.0, alpha_task=0)
+
+
+def test_diagnosed_step_measures_both_gradients_and_changes_nothing():
+    """The gradient norms of the two terms, measured apart, and an update bitwise equal to an undiagnosed one."""
+
+    def parties():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        return Client(net, lr=1e-2, alpha_dcor=3.0), Server(nn.Sequential(nn.Flatten(), nn.Linear(4 * 6 * 6, 3)), 1e-2)
+
+    x, y = torch.rand(8, 1, 6, 6), torch.arange(8) % 3
+    (c1, s1), (c2, s2) = parties(), parties()
+    plain = c1.backward(s1.train_step(c1.forward(x), y))
+    probed = c2.backward(s2.train_step(c2.forward(x), y), diagnose=True)
+    assert probed.dcor == plain.dcor and math.isnan(plain.grad_task)
+    for p, q in zip(c1.net.parameters(), c2.net.parameters()):
+        assert torch.equal(p, q)
+
+    # the norms, by hand: each term's gradient on the client's parameters, on the same weights
+    torch.manual_seed(0)
+    client, server = parties()
+    z_sent = client.forward(x)
+    grad_z = server.train_step(z_sent, y)
+    z = client.net(x)
+    task = torch.autograd.grad(z, list(client.net.parameters()), grad_z, retain_graph=True)
+    dcor = torch.autograd.grad(3.0 * distance_correlation(x.reshape(8, -1), z), list(client.net.parameters()))
+    norm = lambda gs: float(torch.sqrt(sum((g.double() ** 2).sum() for g in gs)))  # noqa: E731
+    assert probed.grad_task == pytest.approx(norm(task), rel=1e-6)
+    assert probed.grad_dcor == pytest.approx(norm(dcor), rel=1e-6)

@@ -24,8 +24,28 @@ def test_same_seed_same_numbers(tiny_split, spec):
     assert a.history.equals(b.history)
     for p, q in zip(a.client.net.parameters(), b.client.net.parameters()):
         assert torch.equal(p, q)
-    assert list(a.history.columns) == ["epoch", "train_ce", "train_dcor", "test_accuracy", "test_dcor"]
+    assert list(a.history.columns) == [
+        "epoch",
+        "train_ce",
+        "train_dcor",
+        "test_accuracy",
+        "test_dcor",
+        "dead_channels",
+        "z_std",
+        "grad_ratio",
+    ]
     assert a.history.epoch.tolist() == [1, 2]
+    assert (a.history.grad_ratio > 0).all() == (spec.defence == "nopeek")  # 0 without a DCOR term
+
+
+def test_cut_statistics():
+    z = torch.zeros(4, 3, 2, 2)
+    z[:, 0] = torch.arange(4.0).reshape(4, 1, 1)  # channel 0 varies over samples; channel 1 stays 0
+    z[0, 2, 0, 0] = 1.0  # channel 2 is alive in one sample at one position
+    stats = train.cut_statistics(z)
+    assert stats["dead_channels"] == pytest.approx(1 / 3)
+    per_unit = z.reshape(4, -1).double().std(dim=0, unbiased=False)  # population std over the samples
+    assert stats["z_std"] == pytest.approx(float(per_unit.mean()))
 
 
 def test_different_seeds_differ(tiny_split):
