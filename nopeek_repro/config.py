@@ -170,6 +170,10 @@ class NopeekParams(_Section):
     alpha_dcor: list[SweepValue] = Field(
         [10, 30, 100], min_length=1, description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE"
     )
+    distance: Literal["euclidean", "squared"] = Field(
+        "euclidean",
+        description="the DCOR the client trains with: euclidean (the paper's) or squared (several public codes; = sqrt RV)",
+    )
 
 
 class NoiseParams(_Section):

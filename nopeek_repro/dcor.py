@@ -469,6 +469,30 @@ def distance_correlation(x: Tensor, z: Tensor) -> Tensor:
     return value if out_dtype == dtype else value.to(out_dtype)
 
 
+def distance_correlation_squared_distances(x: Tensor, z: Tensor) -> Tensor:
+    """The statistic several public NoPeek implementations train with: the V-statistic distance
+    correlation (square-root form) computed with **squared** Euclidean distances. Not the paper's DCOR.
+
+    With squared distances the double-centred distance matrix is ``-2 K`` for the Gram matrix
+    ``K = Xc Xc^T`` of the column-centred rows, so the statistic is a closed form,
+    ``sqrt(<Kx, Kz>_F / (|Kx|_F |Kz|_F))``: the square root of the RV coefficient (Robert & Escoufier
+    1976). It measures only linear dependence (0 for independent *and* for merely uncorrelated
+    inputs). Differentiable by autograd; 0 when either input is constant. Computed in float64."""
+    x2, z2 = _check_pair(x, z, min_n=2, check_finite=True)
+    xc = x2.double() - x2.double().mean(0)
+    zc = z2.double() - z2.double().mean(0)
+    kx, kz = xc @ xc.T, zc @ zc.T
+    den = torch.linalg.matrix_norm(kx) * torch.linalg.matrix_norm(kz)
+    if float(den) == 0.0:
+        return ((kx.sum() + kz.sum()) * 0.0).to(torch.promote_types(x2.dtype, z2.dtype))  # keeps the graph
+    rv = (kx * kz).sum() / den
+    return rv.clamp(min=0.0).sqrt().to(torch.promote_types(x2.dtype, z2.dtype))
+
+
+STATISTICS = {"euclidean": distance_correlation, "squared": distance_correlation_squared_distances}
+"""What ``nopeek.distance`` names: the statistic the client's loss uses (``euclidean``, the paper's)."""
+
+
 def distance_correlation_unbiased_sqr(x: Tensor, z: Tensor) -> Tensor:
     """Bias-corrected squared distance correlation (U-statistic); needs n >= 4."""
     stats, dtype = _stats(x, z, min_n=4)

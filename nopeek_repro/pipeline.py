@@ -75,11 +75,13 @@ def _number(item: str | None, name: str) -> float:
 def _train_params(stage: str) -> Callable[[Params, str | None], dict[str, Any]]:
     def build(p: Params, item: str | None) -> dict[str, Any]:
         spec = _spec(stage, item)
-        extra = (
+        extra: dict[str, Any] = (
             {}
             if stage == "train_baseline"
             else dict(defence=spec.defence, alpha_dcor=spec.alpha_dcor, noise=spec.noise)
         )
+        if stage == "train_nopeek":
+            extra["distance"] = p.nopeek.distance  # the statistic the client trains with
         return {**extra, **_train_common(p)}
 
     return build

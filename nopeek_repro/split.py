@@ -6,7 +6,9 @@ One training step::
     dz = server.train_step(z, y)  # server -> client: dL/dz (a plain tensor); server updates itself
     client.backward(dz)           # client updates with dz and, for NoPeek, its own DCOR term
 
-The server's loss is ``alpha_task * CE(server(z), y)``. The client's update follows
+The server's loss is ``alpha_task * CE(server(z), y)``. The client's DCOR is the paper's
+(Euclidean distances) unless it is built with ``distance="squared"`` (the squared-distance statistic
+of several public codes, :func:`nopeek_repro.dcor.distance_correlation_squared_distances`). The client's update follows
 ``alpha_task * dCE/dz`` (from the server) plus ``alpha_dcor * dDCOR(X, Z)/dtheta``, computed where
 the raw data lives; together they are the gradient of the NoPeek objective
 ``alpha_dcor * DCOR(X, Z) + alpha_task * CE``. Only detached copies cross the boundary, so the
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .dcor import distance_correlation
+from .dcor import STATISTICS
 
 
 def _send(t: Tensor) -> Tensor:
@@ -43,7 +45,7 @@ def _device_of(net: nn.Module) -> torch.device:
 
 @dataclass
 class ClientStep:
-    dcor: float  # DCOR(X, Z) of the batch (V-statistic), before any noise
+    dcor: float  # the trained statistic of the batch (DCOR(X, Z), V-statistic, unless squared), before noise
     grad_task: float = float("nan")  # |dL_task/dtheta| on the client's parameters (diagnosed steps only)
     grad_dcor: float = float("nan")  # |alpha_dcor * dDCOR/dtheta| on the client's parameters (diagnosed steps only)
 
@@ -63,7 +65,10 @@ class Client:
         alpha_dcor: float = 0.0,
         noise: float = 0.0,
         seed: int = 0,
+        distance: str = "euclidean",
     ) -> None:
+        if distance not in STATISTICS:
+            raise ValueError(f"distance must be one of {', '.join(STATISTICS)}, got {distance!r}")
         if alpha_dcor < 0:
             raise ValueError(f"alpha_dcor must be >= 0, got {alpha_dcor}")
         if noise < 0:
@@ -72,6 +77,8 @@ class Client:
         self.device = _device_of(net)
         self.alpha_dcor = alpha_dcor
         self.noise = noise
+        self.distance = distance
+        self._statistic = STATISTICS[distance]
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
         self._gen = torch.Generator()
         self.reset_noise(seed)
@@ -111,7 +118,7 @@ class Client:
         self.optimizer.zero_grad(set_to_none=True)
         step = ClientStep(dcor=float("nan"))
         if self.alpha_dcor > 0:
-            dcor = distance_correlation(x, self._z)
+            dcor = self._statistic(x, self._z)
             if diagnose:
                 params = [p for p in self.net.parameters() if p.requires_grad]
                 task = torch.autograd.grad(self._z, params, grad_z, retain_graph=True, allow_unused=True)
@@ -120,7 +127,7 @@ class Client:
             torch.autograd.backward([self._z, self.alpha_dcor * dcor], [grad_z, None])
         else:
             with torch.no_grad():
-                dcor = distance_correlation(x, self._z)
+                dcor = self._statistic(x, self._z)
             if diagnose:
                 params = [p for p in self.net.parameters() if p.requires_grad]
                 task = torch.autograd.grad(self._z, params, grad_z, retain_graph=True, allow_unused=True)

@@ -81,12 +81,14 @@ def train_run(
     model: ModelParams,
     block_size: int = 1024,
     progress: bool = True,
+    distance: str = "euclidean",
 ) -> pd.DataFrame:
-    """Train ``spec`` once per seed; save models, the per-epoch history and the stage record."""
+    """Train ``spec`` once per seed (the client's DCOR with ``distance``: ``nopeek.distance``); save models,
+    the per-epoch history and the stage record."""
     split = data.load_split(layout.prepared)
     per_seed, histories = {}, []
     for seed in params.seeds:
-        trained = train.train(spec, split, params, model, seed, progress=progress)
+        trained = train.train(spec, split, params, model, seed, progress=progress, distance=distance)
         train.save(trained, layout.model_dir(spec.name) / f"seed{seed}")
         per_seed[seed] = train.evaluate(trained.client, trained.server, split, block_size, batch_size=params.batch_size)
         last = trained.history.iloc[-1]  # the collapse diagnostics at the end of training

@@ -1,7 +1,7 @@
 """Training split models: the baseline, NoPeek and the uniform-noise defence, one loop for all.
 
 Per epoch the history records ``train_ce`` (mean batch CE), ``train_dcor`` (mean batch DCOR,
-V-statistic, before noise), ``test_accuracy`` and ``test_dcor`` (DCOR(X, Z) over the whole test
+V-statistic, before noise; the squared-distance statistic when the client trains with it), ``test_accuracy`` and ``test_dcor`` (DCOR(X, Z) over the whole test
 set, V-statistic, on what the server sees). After training, :func:`evaluate` gives the final
 ``test_accuracy`` and leakage with both estimators (V-statistic ``leakage_dcor`` as in the paper,
 bias-corrected ``leakage_dcor_unbiased`` = dCor^2_U).
@@ -69,7 +69,14 @@ def cut_statistics(z: torch.Tensor) -> dict[str, float]:
 
 
 def make_parties(
-    spec: RunSpec, model: ModelParams, split: Split, lr: float, alpha_task: float, seed: int, device: str = "cpu"
+    spec: RunSpec,
+    model: ModelParams,
+    split: Split,
+    lr: float,
+    alpha_task: float,
+    seed: int,
+    device: str = "cpu",
+    distance: str = "euclidean",
 ) -> tuple[Client, Server]:
     """A freshly initialised client/server pair (weights from ``seed``) on ``device``."""
     torch.manual_seed(seed)
@@ -77,7 +84,9 @@ def make_parties(
         model.arch, model.cut_layer, split.image_shape, split.n_classes, **model.options()
     )
     dev = resolve_device(device)
-    client = Client(client_net.to(dev), lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed)
+    client = Client(
+        client_net.to(dev), lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed, distance=distance
+    )
     server = Server(server_net.to(dev), lr=lr, alpha_task=alpha_task)
     return client, server
 
@@ -117,11 +126,18 @@ def evaluate(
 
 
 def train(
-    spec: RunSpec, split: Split, params: TrainParams, model: ModelParams, seed: int, progress: bool = True
+    spec: RunSpec,
+    split: Split,
+    params: TrainParams,
+    model: ModelParams,
+    seed: int,
+    progress: bool = True,
+    distance: str = "euclidean",
 ) -> Trained:
-    """Train one split model of ``spec`` with one seed; see the module doc for what is recorded."""
+    """Train one split model of ``spec`` with one seed (the client's DCOR term with ``distance``, see
+    :class:`nopeek_repro.split.Client`); see the module doc for what is recorded."""
     set_determinism(seed, params.threads)
-    client, server = make_parties(spec, model, split, params.lr, params.alpha_task, seed, params.device)
+    client, server = make_parties(spec, model, split, params.lr, params.alpha_task, seed, params.device, distance)
     schedules = [
         torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones), gamma=params.lr_gamma)
         for p in (client, server)
@@ -176,6 +192,7 @@ def save(trained: Trained, folder: Path) -> None:
         "noise": trained.spec.noise,
         "seed": trained.seed,
         "model": trained.model.model_dump(),
+        "distance": trained.client.distance,
         "batch_size": trained.batch_size,
     }
     (folder / "run.json").write_text(json.dumps(run, indent=1) + "\n")

@@ -354,3 +354,46 @@ def test_leakage_blocked_with_offset_matches_dcor_package(offset, in_dtype):
         got = leakage(x, z, block_size=64, dtype=leak_dtype)
         assert got["dcor"] == pytest.approx(ref, abs=TOL[leak_dtype]), leak_dtype
         assert got["dcor_unbiased_sqr"] == pytest.approx(ref_u, abs=TOL[leak_dtype]), leak_dtype
+
+
+# --- the peers' squared-distance statistic (nopeek.distance: squared) --------------------------
+
+
+def test_squared_distance_statistic_matches_the_dcor_package():
+    """``exponent=2`` in the dcor package is distance correlation with squared Euclidean distances."""
+    import warnings
+
+    from nopeek_repro.dcor import distance_correlation_squared_distances as squared
+
+    rng = np.random.default_rng(3)
+    for n, dx, dz in [(20, 5, 3), (64, 12, 30), (7, 1, 1)]:
+        x = rng.normal(size=(n, dx))
+        z = np.tanh(x[:, :1] * rng.normal(size=(1, dz))) + 0.3 * rng.normal(size=(n, dz))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # dcor warns that exponent 2 misses nonlinear dependence
+            expected = dcor_ref.distance_correlation(x, z, exponent=2)
+        assert float(squared(torch.from_numpy(x), torch.from_numpy(z))) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
+def test_squared_distance_statistic_misses_what_dcor_sees():
+    """Why it is not the paper's DCOR: z = x^2 of a symmetric x is uncorrelated with x (RV ~ 0) but
+    fully dependent on it (DCOR well above 0)."""
+    from nopeek_repro.dcor import distance_correlation_squared_distances as squared
+
+    x = torch.linspace(-1, 1, 201, dtype=torch.float64).reshape(-1, 1)
+    z = x**2
+    assert float(squared(x, z)) < 1e-6
+    assert float(distance_correlation(x, z)) > 0.4
+
+
+def test_squared_distance_statistic_gradient_and_degenerate_input():
+    from nopeek_repro.dcor import distance_correlation_squared_distances as squared
+
+    torch.manual_seed(0)
+    x = torch.rand(9, 4, dtype=torch.float64)
+    z = torch.rand(9, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: squared(x, t), (z,))
+    constant = torch.ones(9, 3, dtype=torch.float64, requires_grad=True)
+    value = squared(x, constant)
+    value.backward()
+    assert float(value) == 0.0 and constant.grad is not None and float(constant.grad.abs().max()) == 0.0

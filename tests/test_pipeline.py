@@ -62,7 +62,15 @@ def test_notebooks_get_whole_sections_and_validate_them_whole(stage, root):
         assert f'config.validate(config.{model}, {name}, prefix="{name}")' in source, (stage, name)
         whole = getattr(config.Params(), name).model_dump()
         assert passed[name] == {k: whole[k] for k in passed[name]}, (stage, name)
-    assert set(passed) - set(sections) <= {"runs", "results", "figures_dir", "defence", "alpha_dcor", "noise"}
+    assert set(passed) - set(sections) <= {
+        "runs",
+        "results",
+        "figures_dir",
+        "defence",
+        "alpha_dcor",
+        "noise",
+        "distance",
+    }
 
 
 def test_a_field_added_to_a_model_reaches_the_stage_parameters():

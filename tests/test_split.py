@@ -95,3 +95,18 @@ def test_diagnosed_step_measures_both_gradients_and_changes_nothing():
     norm = lambda gs: float(torch.sqrt(sum((g.double() ** 2).sum() for g in gs)))  # noqa: E731
     assert probed.grad_task == pytest.approx(norm(task), rel=1e-6)
     assert probed.grad_dcor == pytest.approx(norm(dcor), rel=1e-6)
+
+
+def test_client_trains_with_the_squared_statistic_when_asked():
+    from nopeek_repro.dcor import distance_correlation_squared_distances
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+    client = Client(net, lr=1e-2, alpha_dcor=3.0, distance="squared")
+    x = torch.rand(8, 1, 6, 6)
+    z = client.forward(x)
+    expected = float(distance_correlation_squared_distances(x.reshape(8, -1), z))
+    step = client.backward(torch.zeros_like(z))
+    assert step.dcor == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="distance must be one of euclidean, squared, got 'cosine'"):
+        Client(net, lr=1e-2, distance="cosine")
