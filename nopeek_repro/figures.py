@@ -200,34 +200,46 @@ def leakage_vs_alpha(table: pd.DataFrame, agg: pd.DataFrame, chance: float | Non
     return fig
 
 
+def _run_palette(runs) -> tuple[list[str], dict[str, Any]]:
+    """The runs in first-appearance order and a colour each (viridis; the baseline in its own grey)."""
+    order = list(dict.fromkeys(runs))
+    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
+    if "baseline" in palette:
+        palette["baseline"] = COLOURS["none"]
+    return order, palette
+
+
+def _per_seed_lines(ax, data: pd.DataFrame, y: str, order: list[str], palette: dict, legend: bool, **kw: Any) -> None:
+    """One thin line per run and seed against the epoch: seeds can end in different regimes, which a
+    mean +- sd band would hide."""
+    sns.lineplot(
+        data=data,
+        x="epoch",
+        y=y,
+        hue="run",
+        hue_order=order,
+        palette=palette,
+        units="seed",
+        estimator=None,
+        marker="o",
+        lw=1.2,
+        ms=4,
+        ax=ax,
+        legend=legend,
+        **kw,
+    )
+
+
 def training_curves(histories: pd.DataFrame) -> Figure:
     """Per-epoch test accuracy and test DCOR, one line per run and seed; ``histories`` has columns run, seed, epoch, ..."""
     _style()
     fig, (ax1, ax2) = _figure(1, 2, (10, 4))
-    order = list(dict.fromkeys(histories.run))
-    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
-    if "baseline" in palette:
-        palette["baseline"] = COLOURS["none"]
+    order, palette = _run_palette(histories.run)
     for ax, col, title in (
         (ax1, "test_accuracy", "Test accuracy"),
         (ax2, "test_dcor", "Test DCOR(X, Z) (V-statistic)"),
     ):
-        # one thin line per seed: seeds can end in different regimes, which a mean +- sd band would hide
-        sns.lineplot(
-            data=histories,
-            x="epoch",
-            y=col,
-            hue="run",
-            hue_order=order,
-            palette=palette,
-            units="seed",
-            estimator=None,
-            marker="o",
-            lw=1.2,
-            ms=4,
-            ax=ax,
-            legend=ax is ax2,
-        )
+        _per_seed_lines(ax, histories, col, order, palette, legend=ax is ax2)
         ax.set_title(title)
     ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
@@ -245,32 +257,22 @@ def collapse_diagnostics(histories: pd.DataFrame, collapsed: set[tuple[str, int]
     data = histories[[not r.startswith("noise") for r in histories.run]].copy()
     data["end"] = ["collapsed" if (r, int(s)) in collapsed else "kept accuracy" for r, s in zip(data.run, data.seed)]
     fig, axes = _figure(1, 3, (14, 4))
-    order = list(dict.fromkeys(data.run))
-    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
-    if "baseline" in palette:
-        palette["baseline"] = COLOURS["none"]
+    order, palette = _run_palette(data.run)
     panels = (
         ("dead_channels", "Dead channels at the cut (fraction)"),
         ("z_std", "std(Z) over samples (mean over units)"),
         ("grad_ratio", "alpha·|∇DCOR| / |∇CE| on the client (log)"),
     )
     for ax, (col, title) in zip(axes, panels):
-        sns.lineplot(
-            data=data,
-            x="epoch",
-            y=col,
-            hue="run",
-            hue_order=order,
-            palette=palette,
+        _per_seed_lines(
+            ax,
+            data,
+            col,
+            order,
+            palette,
+            legend=ax is axes[-1],
             style="end",
             style_order=["kept accuracy", "collapsed"],
-            units="seed",
-            estimator=None,
-            marker="o",
-            lw=1.2,
-            ms=4,
-            ax=ax,
-            legend=ax is axes[-1],
         )
         ax.set_title(title)
         ax.set_ylabel("")
@@ -295,10 +297,7 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
         panels.append(("attack_accuracy", "attack accuracy"))
     fig, axes = _figure(1, len(panels), (5.5 * len(panels) + 2.0, 4.2), squeeze=False)
     fractions = sorted(sweep.leak_fraction.unique())
-    order = list(dict.fromkeys(sweep.run))
-    palette = dict(zip(order, sns.color_palette("viridis", len(order))))
-    if "baseline" in palette:
-        palette["baseline"] = COLOURS["none"]
+    order, palette = _run_palette(sweep.run)
     for ax, (col, label) in zip(axes[0], panels):
         for run in order:
             r = sweep[sweep.run == run]
