@@ -428,17 +428,8 @@ def test_report_has_the_attacks_table():
 
 
 def test_report_header_describes_the_judge():
-    ctx = ReportContext(
-        dataset="toy",
-        n_classes=10,
-        clean_accuracy=0.991,
-        arch="split CNN",
-        cut_layer=1,
-        epochs=5,
-        seeds=[0, 1, 2],
-        leak_fraction=0.5,
-        judge={"seed": 7, "val_accuracy": 0.993, "best_epoch": 4, "epochs": 20, "hit_cap": False},
-    )
+    judge = {"seed": 7, "val_accuracy": 0.993, "best_epoch": 4, "epochs": 20, "hit_cap": False}
+    ctx = dataclasses.replace(CTX, clean_accuracy=0.991, notes=[], judge=judge)
     md = replication_report(table(BASE, NOPEEK, *NOISE_OK), ctx)
     assert (
         "- Judge (attack accuracy): accuracy on clean test images 0.991; its own network and seed 7, best "
