@@ -316,6 +316,7 @@ def attack_pairs(
     seed: int,
     device: torch.device,
     classifier: nn.Module | None = None,
+    val: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> tuple[dict[str, float | str], Tensor]:
     """Every attack of :data:`ATTACKS` on the leaked pairs, the strongest chosen on their held-out slice.
 
@@ -323,7 +324,9 @@ def attack_pairs(
     ``strongest_attack``; per attack ``<name>_holdout_mse`` and ``<name>_recon_mse``, ``<name>_recon_ssim``,
     ``<name>_attack_accuracy``; the decoder's ``decoder_steps``, ``decoder_best_step``, ``decoder_hit_cap``,
     ``decoder_budget_25``, ``decoder_budget_50``; ridge's ``ridge_r`` and ``ridge_on_edge``) and the
-    strongest attack's reconstructions of ``z_eval``.
+    strongest attack's reconstructions of ``z_eval``. With ``val`` = (Z, X, y) of the validation part, also
+    ``val_recon_mse`` and ``val_attack_accuracy`` of the strongest attack and ``val_mean_recon_mse`` of the
+    no-information one, scored there (what the study selects on).
     """
     fit, hold = holdout_split(len(x_leak), params.holdout_fraction, seed)
     zf, xf, zh, xh = z_leak[fit], x_leak[fit], z_leak[hold], x_leak[hold]
@@ -356,6 +359,12 @@ def attack_pairs(
         "n_leaked": len(x_leak),
         "n_holdout": len(hold),
     }
+    if val is not None:
+        z_val, x_val, y_val = val
+        on_val = score(reconstruct(models[strongest], z_val), x_val, y_val, classifier)
+        out["val_recon_mse"] = on_val["recon_mse"]
+        out["val_attack_accuracy"] = on_val.get("attack_accuracy", float("nan"))
+        out["val_mean_recon_mse"] = score(reconstruct(models["mean"], z_val), x_val, y_val, None)["recon_mse"]
     if log_.hit_cap:
         log.warning(
             "decoder seed %d hit attack.max_steps = %d while still improving its held-out MSE", seed, params.max_steps
@@ -387,6 +396,9 @@ def decoder_attack(
         seed,
         client.device,
         classifier,
+        None
+        if split.x_val is None or split.y_val is None
+        else (client.activations(split.x_val), split.x_val, split.y_val),
     )
     metrics["leak_fraction"] = fraction
     log.info(

@@ -55,7 +55,7 @@ def _as_written(value: int | float) -> int | float:
 
 SweepValue = Annotated[int | float, Field(gt=0.0), AfterValidator(_as_written)]
 
-Dataset = Literal["mnist-sample", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz"]
+Dataset = Literal["mnist-sample", "digits", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz"]
 Arch = Literal["cnn", "resnet29", "utkface"]
 Device = Literal["cpu", "cuda", "auto"]
 
@@ -80,13 +80,18 @@ class DataParams(_Section):
     """
 
     dataset: Dataset = Field(
-        "mnist-sample", description="mnist-sample (embedded), mnist, fashion-mnist, cifar10, utkface, folder, npz"
+        "mnist-sample",
+        description="mnist-sample (embedded), digits (scikit-learn's 8x8, offline), mnist, fashion-mnist, cifar10, "
+        "utkface, folder, npz",
     )
     source: str | None = Field(
         None, validate_default=True, description="folder / npz only: the path under data/ of your own images"
     )
     image_size: int | None = Field(
-        None, ge=8, le=512, description="resize to this square size (utkface; folders of mixed sizes); null = keep"
+        None,
+        ge=8,
+        le=512,
+        description="resize to this square size (utkface; folders of mixed sizes); null = keep (digits: 16)",
     )
     task: Literal["gender", "race"] = Field("gender", description="utkface only: the label the model predicts")
     test_fraction: float = Field(
@@ -128,6 +133,11 @@ class ModelParams(_Section):
         description="the last client unit (name or 1-based count; null = the "
         "architecture's default: cnn block1, Z = 16x14x14)",
     )
+    at_cut: Literal["none", "batchnorm", "leakyrelu"] = Field(
+        "none",
+        description="what ends the client: none, batchnorm (no affine parameters, appended) or leakyrelu "
+        "(its last ReLU becomes LeakyReLU 0.01)",
+    )
 
     @field_validator("cut_layer")
     @classmethod
@@ -145,7 +155,10 @@ class ModelParams(_Section):
 
     def options(self) -> dict[str, Any]:
         """Keyword options for :func:`nopeek_repro.models.build_split_model`."""
-        return {} if self.depth is None else {"depth": self.depth}
+        return {
+            **({} if self.depth is None else {"depth": self.depth}),
+            **({} if self.at_cut == "none" else {"at_cut": self.at_cut}),
+        }
 
 
 class TrainParams(_Section):
@@ -154,12 +167,21 @@ class TrainParams(_Section):
     seeds: list[Seed] = Field([0, 1, 2], min_length=1, description="one model per seed, for every defence")
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0.0, description="Adam, client and server")
+    lr: float = Field(1e-3, gt=0.0, description="Adam, the server and (unless client_lr) the client")
     lr_milestones: list[Annotated[int, Field(ge=1)]] = Field(
         [], description="epochs at which the learning rate is multiplied by lr_gamma (step decay)"
     )
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
     alpha_task: float = Field(1.0, gt=0.0, description="weight of the cross-entropy term")
+    alpha_ramp: float = Field(
+        0.0,
+        ge=0.0,
+        description="epochs over which alpha_dcor rises linearly from 0 (0 = the full weight from the start)",
+    )
+    client_optimizer: Literal["adam", "sgd"] = Field(
+        "adam", description="the client's optimiser: adam, or sgd (momentum 0.9); the server's is Adam"
+    )
+    client_lr: float | None = Field(None, gt=0.0, description="the client's learning rate (null = lr)")
     threads: int = Field(2, ge=1, description="torch CPU threads (fixed for bitwise-repeatable CPU runs)")
     device: Device = Field("cpu", description="cpu, cuda, or auto (CUDA when available)")
 
@@ -261,6 +283,59 @@ class LeakageParams(_Section):
     block_size: int = Field(1024, ge=1, description="rows per block when computing DCOR(X, Z) over the test set")
 
 
+class StudyParams(_Section):
+    """The design-space study (opt-in: ``python3 kit.py study``): one axis at a time from a reference setting.
+
+    The reference is the default run (``params.yaml``) with the overlay ``reference`` merged in (null:
+    the default run itself). Each axis below lists the values that replace the reference's one
+    setting (:mod:`nopeek_repro.study`); every setting trains the baseline and NoPeek at every
+    ``alpha_dcor``, with every seed, and attacks each model with the strongest of the kit's attacks
+    (main protocol). The ``dataset`` axis runs on the default run's setting, not the reference's.
+    ``choose_from`` lists the axes whose settings may become the default run.
+    """
+
+    reference: str | None = Field(
+        None,
+        description="overlay (a file in params/) merged onto the default run: the reference (null = the default run)",
+    )
+    alpha_dcor: list[SweepValue] = Field(
+        [1, 3, 10, 30, 100], min_length=1, description="NoPeek weights at every setting (and alpha 0, the baseline)"
+    )
+    seeds: list[Seed] = Field([0, 1, 2], min_length=1, description="one model per seed at every point")
+    cut_layer: list[int | str] = Field(["block2"], description="axis: model.cut_layer")
+    batch_size: list[Annotated[int, Field(ge=2)]] = Field(
+        [128, 256], description="axis: train.batch_size (the per-batch DCOR's n)"
+    )
+    alpha_ramp: list[Annotated[float, Field(gt=0.0)]] = Field(
+        [1.0], description="axis: train.alpha_ramp (epochs of linear rise)"
+    )
+    at_cut: list[Literal["batchnorm", "leakyrelu"]] = Field(
+        ["batchnorm", "leakyrelu"], description="axis: model.at_cut"
+    )
+    client_optimizer: list[Literal["sgd", "adam"]] = Field(["sgd"], description="axis: train.client_optimizer")
+    sgd_lr: float = Field(
+        0.01, gt=0.0, description="the client's learning rate on the client_optimizer axis (train.client_lr)"
+    )
+    epochs: list[Annotated[int, Field(ge=1)]] = Field([20], description="axis: train.epochs")
+    task: list[Literal["lt5"]] = Field(
+        ["lt5"], description="axis: the labels (lt5: digit < 5, two classes, same images)"
+    )
+    distance: list[Literal["squared", "euclidean"]] = Field(
+        ["squared"], description="axis: nopeek.distance (the peers' variant)"
+    )
+    dataset: list[Literal["digits"]] = Field(["digits"], description="axis: data.dataset, on the default run's setting")
+    choose_from: list[str] = Field(
+        ["reference", "cut_layer", "batch_size", "alpha_ramp", "at_cut", "client_optimizer"],
+        description="axes whose settings may become the default run (see the README: why not the others)",
+    )
+    accuracy_margin: float = Field(
+        0.02,
+        ge=0.0,
+        lt=1.0,
+        description="a chosen NoPeek point's validation accuracy is at most this below its baseline's",
+    )
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
@@ -269,6 +344,7 @@ class Params(_Section):
     noise: NoiseParams = NoiseParams()
     attack: AttackParams = AttackParams()
     leakage: LeakageParams = LeakageParams()
+    study: StudyParams = StudyParams()
 
     @model_validator(mode="after")
     def _judge_is_independent(self) -> "Params":

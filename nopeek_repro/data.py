@@ -14,6 +14,12 @@ file (inputs and activations are always paired by index, never by file order).
 Other data sets (:data:`DATASETS`; readers and layouts in :mod:`nopeek_repro.datasets`), all
 under ``data/``, all giving float32 images in [0, 1] shaped (n, c, h, w):
 
+* ``digits``: scikit-learn's 1,797 handwritten digits (8x8, values 0..16, shipped inside
+  scikit-learn: offline), upscaled to 16x16 (``datasets.DIGITS_SIZE``; ``image_size`` overrides)
+  because the attacks' SSIM needs 11 pixels a side; the seeded ``test_fraction`` split.
+* ``digits``: scikit-learn's 1,797 handwritten digits (8x8, values 0..16, shipped inside
+  scikit-learn: offline), upscaled to 16x16 (``datasets.DIGITS_SIZE``; ``image_size`` overrides)
+  because the attacks' SSIM needs 11 pixels a side; the seeded ``test_fraction`` split.
 * ``mnist``, ``fashion-mnist``, ``cifar10``: the standard files in torchvision's layout
   (``MNIST/raw/``, ``FashionMNIST/raw/``, ``cifar-10-batches-py/``); :func:`materialise`
   downloads them with torchvision when online. They use the **official train/test split**
@@ -102,7 +108,7 @@ def materialise(
       folder inside ``data/`` and only complete, readable files are moved into place, so a failed
       download leaves nothing that looks like data. ``NOPEEK_DATA_MIRROR`` (a base URL) replaces
       torchvision's download addresses.
-    * ``utkface``, ``folder``, ``npz`` (nothing to download): check the files (see :func:`check`;
+    * ``digits``, ``utkface``, ``folder``, ``npz`` (nothing to download): check the files (see :func:`check`;
       ``source`` and ``image_size`` as there).
     """
     ds.check_dataset(dataset)
@@ -264,6 +270,9 @@ def check(
     if dataset in ds.OFFICIAL:
         _load_official(dataset, data_dir)
         return ds.OFFICIAL[dataset].where(data_dir)
+    if dataset == "digits":
+        ds.load_digits()
+        return data_dir
     if dataset == "utkface":
         ds.list_utkface(data_dir, task).check_all(image_size)
         return data_dir / ds.UTKFACE_FOLDER
@@ -489,6 +498,21 @@ def prepare_dataset(
             tr,
             te + len(y_tr),
             classes=tuple(classes),
+        )
+    if dataset == "digits":
+        x, labels = ds.load_digits()
+        tr, te = _seeded_split(
+            len(labels), test_fraction, split_seed, n_train, n_test, Path("sklearn.datasets.load_digits")
+        )
+        size = ds.DIGITS_SIZE if image_size is None else image_size
+        return Split(
+            _to_x(ds.resize_stack(x[tr], size)),
+            torch.from_numpy(labels[tr]),
+            _to_x(ds.resize_stack(x[te], size)),
+            torch.from_numpy(labels[te]),
+            tr,
+            te,
+            classes=tuple(str(d) for d in range(10)),
         )
     if dataset == "utkface":
         files = ds.list_utkface(data_dir, task)

@@ -42,7 +42,9 @@ class DataError(ValueError):
     """A missing, altered or malformed data file: the message names the file and the fix."""
 
 
-DATASETS: tuple[str, ...] = ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz")
+DATASETS: tuple[str, ...] = ("mnist-sample", "digits", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz")
+DIGITS_SIZE = 16
+"""The side the 8x8 digits are upscaled to unless ``data.image_size`` says otherwise (SSIM needs 11)."""
 SAMPLE_HINT = "or use data.dataset: mnist-sample (embedded, works offline)"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -530,6 +532,18 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None
 
 # ---------------------------------------------------------------------------------------------
 # arrays
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 handwritten digits (1,797 images, shipped inside scikit-learn: no download):
+    uint8 NHWC images (values 0..16 scaled to 0..255) and int64 labels 0..9."""
+    try:
+        from sklearn.datasets import load_digits as sk_load_digits
+    except ImportError as err:
+        raise DataError(f"data.dataset = 'digits' needs scikit-learn ({err}); {SAMPLE_HINT}") from None
+    bunch = sk_load_digits()
+    images = np.round(np.asarray(bunch.images, dtype=np.float64) * (255.0 / 16.0)).astype(np.uint8)
+    return images[..., None], np.asarray(bunch.target, dtype=np.int64)
 
 
 def resize_stack(x: np.ndarray, size: int | None) -> np.ndarray:

@@ -10,6 +10,10 @@ e. :func:`leak_sweep` - the strongest attack's reconstruction error and attack a
    share of training pairs leaked to the attacker.
 f. :func:`collapse_diagnostics` - per epoch, for the baseline and every NoPeek run and seed: the
    dead-channel fraction and std(Z) at the cut, and alpha * |grad DCOR| / |grad CE| on the client.
+g. :func:`study_axes` - the design-space study, one column per axis: test accuracy, the strongest
+   attack's MSE over the no-information attack's, and the attack accuracy, against alpha_dcor.
+h. :func:`study_collapse` - std(Z) and the gradient ratio per epoch for every NoPeek model of the
+   study, the collapsed ones in red.
 
 Every seed is a point (small, translucent); lines join the medians over seeds. A mean of a
 two-mode outcome (some seeds collapse, others do not) describes no run, so none is drawn.
@@ -335,5 +339,89 @@ def leak_sweep(sweep: pd.DataFrame, chance: float | None = None, clean_accuracy:
         fontweight="bold",
         fontsize=11,
     )
+    fig.tight_layout()
+    return fig
+
+
+STUDY_PANELS = (
+    ("test_accuracy", "test accuracy"),
+    ("privacy", "attack MSE / no-info MSE"),
+    ("attack_accuracy", "attack accuracy"),
+)
+"""The rows of :func:`study_axes`: (column of the study table, y label)."""
+
+
+def study_axes(table: pd.DataFrame, axes: list[str]) -> Figure:
+    """One column per study axis, one row per :data:`STUDY_PANELS` metric, against alpha_dcor (evenly spaced,
+    0 = the setting's baseline): every seed a point, the median a line; the reference in grey in every column.
+
+    ``table`` is the study's per-seed table (columns axis, setting, alpha_dcor, seed and the metrics)."""
+    _style()
+    alphas = sorted(table.alpha_dcor.unique())
+    pos = {a: i for i, a in enumerate(alphas)}
+    fig, grid = _figure(len(STUDY_PANELS), len(axes), (2.6 * len(axes) + 0.6, 7.8), squeeze=False, sharex=True)
+    ref = table[table.axis == "reference"]
+    palette = sns.color_palette("tab10")
+    for j, axis in enumerate(axes):
+        part = table[table.axis == axis]
+        groups = [("reference", ref, "#888888")] + [
+            (str(setting), part[part.setting == setting], palette[k % 10])
+            for k, setting in enumerate(part.setting.unique())
+        ]
+        for i, (col, label) in enumerate(STUDY_PANELS):
+            ax = grid[i][j]
+            for name, data, colour in groups:
+                if data.empty:
+                    continue
+                x = data.alpha_dcor.map(pos)
+                _seed_points(ax, x, data[col], colour, size=12)
+                med = data.groupby("alpha_dcor")[col].median()
+                ax.plot([pos[a] for a in med.index], med.to_numpy(), color=colour, lw=1.5, label=name, zorder=3)
+            if col == "test_accuracy":
+                for chance in sorted(set(part.chance) | set(ref.chance)):
+                    ax.axhline(chance, ls=":", color="grey", lw=1)
+            if i == 0:
+                ax.set_title(axis)
+                ax.legend(fontsize=7, loc="lower left")
+            if j == 0:
+                ax.set_ylabel(label)
+            ax.set_xticks(range(len(alphas)))
+            ax.set_xticklabels([f"{a:g}" for a in alphas], fontsize=8)
+            if i == len(STUDY_PANELS) - 1:
+                ax.set_xlabel("alpha_dcor")
+    fig.tight_layout()
+    return fig
+
+
+def study_collapse(histories: pd.DataFrame, table: pd.DataFrame) -> Figure:
+    """Per epoch, for every NoPeek model of the study: std(Z) at the cut and alpha * |grad DCOR| / |grad CE| on
+    the client (log); models that ended at chance (``table.collapsed``) in red, the others thin grey."""
+    _style()
+    keys = ["axis", "setting", "alpha_dcor", "seed"]
+    ends = table.set_index(keys).collapsed
+    data = histories[histories.alpha_dcor > 0]
+    fig, axes = _figure(1, 2, (12, 4.2))
+    for key, run in data.groupby(keys, sort=False):
+        collapsed = bool(ends.get(key, 0))
+        for ax, col in zip(axes, ("z_std", "grad_ratio")):
+            ax.plot(
+                run.epoch,
+                run[col],
+                color="#d62728" if collapsed else "#999999",
+                lw=1.4 if collapsed else 0.6,
+                alpha=0.9 if collapsed else 0.35,
+                zorder=3 if collapsed else 2,
+            )
+    axes[0].set_title("std(Z) over samples (mean over units)")
+    axes[1].set_title("alpha·|∇DCOR| / |∇CE| on the client (log)")
+    if (data.grad_ratio > 0).any():
+        axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    n = int(table[table.alpha_dcor > 0].collapsed.sum())
+    axes[0].plot([], [], color="#d62728", label=f"collapsed to chance ({n})")
+    axes[0].plot([], [], color="#999999", label="kept accuracy")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -364,17 +364,54 @@ def build_split_model(
     including the cut; the server the rest plus the head, and returns (N, n_classes) outputs.
     ``server(client(x))`` is the whole network.
 
-    Options: resnet29 ``depth`` (9k + 2, default 29); utkface ``depth`` (default 11). None for an
-    option means its default.
+    Options: resnet29 ``depth`` (9k + 2, default 29); utkface ``depth`` (default 11); every
+    architecture ``at_cut`` (:func:`with_at_cut`). None for an option means its default.
 
     ``"cnn"`` returns exactly :func:`build_split_cnn` (same modules, same initialisation order). The
     ResNets are :class:`SplitPart` sequences; every parameter is drawn from torch's global generator
     in a fixed order, so a given ``torch.manual_seed`` gives the same networks.
     """
     arch = _check_arch(arch)
+    at_cut = options.pop("at_cut", None) or "none"
     opts = _resolve_options(arch, options)
     names = cut_points(arch, **opts)
     k = _resolve_cut(arch, cut_layer, names, opts)
+    client, server = _build(arch, k, names, in_shape, n_classes, opts)
+    return with_at_cut(client, at_cut), server
+
+
+AT_CUT: tuple[str, ...] = ("none", "batchnorm", "leakyrelu")
+
+
+def with_at_cut(client: nn.Module, at_cut: str) -> nn.Module:
+    """The client with ``at_cut`` at its end: ``none`` (unchanged), ``batchnorm`` (``BatchNorm2d`` without
+    affine parameters appended: Z is standardised per channel over the batch) or ``leakyrelu`` (the
+    client's last ``ReLU`` becomes ``LeakyReLU(0.01)``, so no unit of Z is exactly 0 for all inputs).
+    Neither adds a parameter, so the initial weights are those of the plain network."""
+    if at_cut not in AT_CUT:
+        raise ValueError(f"model.at_cut = {at_cut!r}: allowed: {', '.join(AT_CUT)}")
+    if at_cut == "batchnorm":
+        channels = [m.out_channels for m in client.modules() if isinstance(m, nn.Conv2d)][-1]
+        client.append(nn.BatchNorm2d(channels, affine=False))  # type: ignore[operator]
+    elif at_cut == "leakyrelu":
+        relus = [
+            (parent, name)
+            for parent in client.modules()
+            for name, m in parent.named_children()
+            if isinstance(m, nn.ReLU)
+        ]
+        if not relus:
+            raise ValueError(
+                "model.at_cut = 'leakyrelu': the client has no ReLU to replace; allowed here: none, batchnorm"
+            )
+        parent, name = relus[-1]
+        setattr(parent, name, nn.LeakyReLU(0.01))
+    return client
+
+
+def _build(
+    arch: str, k: int, names: list[str], in_shape: Any, n_classes: int, opts: Mapping[str, Any]
+) -> tuple[nn.Module, nn.Module]:
     in_shape = _check_in_shape(arch, in_shape)
     if not isinstance(cast(object, n_classes), numbers.Integral) or isinstance(n_classes, bool) or n_classes < 1:
         raise ValueError(f"n_classes = {n_classes!r} is not a number of outputs; allowed: an int >= 1")

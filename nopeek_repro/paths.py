@@ -21,6 +21,8 @@ the current directory that holds both ``dvc.yaml`` and ``params.yaml``. Layout::
     results/tradeoff.csv        attack MSE and test accuracy per model and seed (a DVC plot)
     results/history.csv         every model's and seed's per-epoch history (DVC plots)
     results/report.md           the replication report: the paper's claims against this run
+    results/study/<axis>.csv    the design-space study, one axis per stage (opt-in, committed)
+    results/study.csv, study.md the study's every point and seed, and the report's study section
     figures/                    the PNG figures the README shows
 """
 
@@ -131,6 +133,22 @@ class Layout:
     @property
     def tradeoff_plot(self) -> Path:
         return self.results / "tradeoff.csv"
+
+    def study_axis(self, axis: str) -> Path:
+        """One axis of the design-space study: every point and seed (:mod:`nopeek_repro.study`)."""
+        return self.results / "study" / f"{axis}.csv"
+
+    def study_history(self, axis: str) -> Path:
+        return self.results / "study" / f"{axis}-history.csv"
+
+    @property
+    def study_table(self) -> Path:
+        return self.results / "study.csv"
+
+    @property
+    def study_report(self) -> Path:
+        """The replication report's study section (the figures stage appends it to ``report.md``)."""
+        return self.results / "study.md"
 
     @property
     def history_all(self) -> Path:

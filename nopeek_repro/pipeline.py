@@ -115,6 +115,20 @@ def _attack_outputs(stage: str) -> Callable[[Layout, Params, str | None], list[P
     return outs
 
 
+FIGURES = ("tradeoff", "reconstructions", "leakage_vs_alpha", "training_curves", "leak_sweep", "collapse_diagnostics")
+"""The figures stage's figures (``figures/<name>.png``)."""
+STUDY_FIGURES = ("study_axes", "study_collapse")
+"""The study report stage's figures (``figures/<name>.png``)."""
+
+
+def _axis(item: str | None) -> str:
+    from .study import AXIS_NAMES
+
+    if item not in AXIS_NAMES:
+        raise ParamsError(f"stage item: study axis {item!r} is unknown; allowed: {', '.join(AXIS_NAMES)}")
+    return item
+
+
 def runs_of(p: Params) -> list[RunSpec]:
     """Every trained model of the pipeline: baseline, NoPeek sweep, noise sweep."""
     return all_runs(list(p.nopeek.alpha_dcor), list(p.noise.scale))
@@ -152,11 +166,26 @@ STAGES: dict[str, Stage] = {
         "04_attack", _attack_params("attack_nopeek"), _attack_outputs("attack_nopeek"), "alpha_dcor"
     ),
     "attack_noise": Stage("04_attack", _attack_params("attack_noise"), _attack_outputs("attack_noise"), "noise"),
+    "study": Stage(
+        "06_study",
+        lambda p, item: {"axis": _axis(item), **p.model_dump(), "results": "results"},
+        lambda layout, p, item: [layout.study_axis(_axis(item)), layout.study_history(_axis(item))],
+        "axis",
+    ),
+    "study_report": Stage(
+        "07_study_report",
+        lambda p, _: {"study": p.study.model_dump(), "results": "results", "figures_dir": "figures"},
+        lambda layout, p, _: [
+            layout.study_table,
+            layout.study_report,
+            *(layout.figures / f"{n}.png" for n in STUDY_FIGURES),
+        ],
+    ),
     "figures": Stage(
         "05_figures",
         lambda p, _: dict(runs=[r.name for r in runs_of(p)], results="results", figures_dir="figures"),
         lambda layout, p, _: [
-            layout.figures,
+            *(layout.figures / f"{n}.png" for n in FIGURES),
             layout.summary,
             layout.summary_md,
             layout.tradeoff_plot,

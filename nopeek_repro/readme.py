@@ -10,6 +10,8 @@ A block is the text between ``<!-- generated:NAME -->`` and ``<!-- /generated:NA
 - ``every-seed``: the per-seed table of ``results/report.md``;
 - ``collapse``: the collapse diagnostics at the last epoch, per seed of the baseline and every
   NoPeek run, from ``results/summary.csv`` (:func:`collapse_table`);
+- ``study``: the design-space study's findings, ``results/study.md`` from its chosen setting up to
+  (not including) its table of every point;
 - ``collapse-epochs``: every epoch of the runs with a collapsed seed, from ``results/history.csv``
   (:func:`collapse_epochs`).
 
@@ -184,7 +186,14 @@ def blocks(root: Path) -> dict[str, str]:
         "every-seed": _first_table((results / "report.md").read_text(), after="## Every seed"),
         "collapse": collapse_table(pd.read_csv(results / "summary.csv")),
         "collapse-epochs": collapse_epochs(pd.read_csv(results / "summary.csv"), pd.read_csv(results / "history.csv")),
+        "study": study_findings((results / "study.md").read_text()),
     }
+
+
+def study_findings(text: str) -> str:
+    """The study section from ``### The chosen setting`` up to ``### Every point``, headings one level down."""
+    start, end = text.index("### The chosen setting"), text.index("### Every point")
+    return text[start:end].replace("### ", "#### ").strip()
 
 
 def _pattern(name: str) -> re.Pattern[str]:

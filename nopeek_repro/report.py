@@ -741,4 +741,12 @@ def replication_report(table: pd.DataFrame, context: ReportContext) -> str:
     ]
     out += ["## Every seed", ""]
     out += _per_seed(table)
+    out += [
+        "",
+        "## Does NoPeek fail, or the setting?",
+        "",
+        "The design-space study (`python3 kit.py study`, opt-in) varies one setting at a time around this run's "
+        "and chose its setting on the validation part; its section of this report is "
+        "[`results/study.md`](study.md), with every point and seed in `results/study.csv`.",
+    ]
     return "\n".join(out) + "\n"

@@ -4,7 +4,8 @@ Contracts: :func:`set_determinism` makes a CPU run bitwise repeatable for a seed
 :func:`resolve_device` turns ``cpu | cuda | auto`` into a device or one clear error;
 :func:`batches` gives one epoch's shuffled mini-batch indices from a seeded generator;
 :class:`Progress` shows a long loop live and leaves exactly one byte-stable final line in the
-notebook; :func:`show_logs` sends the package's log records to the notebook.
+notebook; :func:`show_logs` sends the package's log records to the notebook; :func:`make_layout`
+is where every notebook starts.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from types import TracebackType
 
 import torch
 from tqdm import tqdm
 
+from . import paths
 from .config import ParamsError
 
 TERMINAL_ENV = "NOPEEK_TERMINAL"
@@ -190,3 +193,14 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.T
     perm = torch.randperm(n, generator=generator)
     out = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     return [b for b in out if len(b) >= 2]
+
+
+def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> paths.Layout:
+    """A :class:`nopeek_repro.paths.Layout` from paths relative to the repository root (figures default:
+    results/figures).
+
+    Every notebook starts with it, so it also turns on the package's log in the notebook
+    (:func:`show_logs`)."""
+    show_logs()
+    res = paths.resolve(results)
+    return paths.Layout(res, paths.resolve(figures_dir) if figures_dir is not None else res / "figures")

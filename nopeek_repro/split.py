@@ -32,6 +32,12 @@ from torch import Tensor, nn
 
 from .dcor import STATISTICS
 
+OPTIMIZERS = {
+    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
+    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+}
+"""The client's optimisers (``train.client_optimizer``): Adam, or SGD with momentum 0.9. The server's is Adam."""
+
 
 def _send(t: Tensor) -> Tensor:
     """What crosses the wire: a detached copy with no autograd history."""
@@ -66,7 +72,10 @@ class Client:
         noise: float = 0.0,
         seed: int = 0,
         distance: str = "euclidean",
+        optimizer: str = "adam",
     ) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if distance not in STATISTICS:
             raise ValueError(f"distance must be one of {', '.join(STATISTICS)}, got {distance!r}")
         if alpha_dcor < 0:
@@ -79,7 +88,7 @@ class Client:
         self.noise = noise
         self.distance = distance
         self._statistic = STATISTICS[distance]
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+        self.optimizer = OPTIMIZERS[optimizer](net.parameters(), lr)
         self._gen = torch.Generator()
         self.reset_noise(seed)
         self._x: Tensor | None = None

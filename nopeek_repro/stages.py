@@ -20,21 +20,11 @@ if TYPE_CHECKING:
 
     from .report import ReportContext
 
-from . import attacks, data, models, paths, runtime, summary, train
+from . import attacks, data, models, runtime, summary, train
 from .config import AttackParams, DataParams, ModelParams, TrainParams
 from .defences import RunSpec
 from .paths import Layout
-
-
-def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> Layout:
-    """A :class:`Layout` from paths relative to the repository root (figures default: results/figures).
-
-    Every notebook starts with it, so it also turns on the package's log in the notebook
-    (:func:`nopeek_repro.runtime.show_logs`)."""
-    runtime.show_logs()
-    res = paths.resolve(results)
-    return Layout(res, paths.resolve(figures_dir) if figures_dir is not None else res / "figures")
-
+from .runtime import make_layout
 
 __all__ = ["Layout", "attack_run", "make_figures", "make_layout", "prepare", "train_run"]
 

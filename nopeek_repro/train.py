@@ -16,7 +16,9 @@ Same parameters and seed give the same numbers on the CPU: seeds fix the initial
 batch order and the noise, and the thread count is fixed by the caller. ``train.device`` picks
 where the two parties' networks run (``auto``: CUDA when available); the data stay on the CPU and
 each batch is moved to the party's device. Learning rates follow a step decay (``lr_milestones``,
-``lr_gamma``; none by default), applied to the client and the server alike.
+``lr_gamma``; none by default), applied to the client and the server alike. With ``alpha_ramp`` = r
+> 0 the client's DCOR weight at optimiser step t (from 1) is ``alpha_dcor * min(1, t / (r * steps
+per epoch))``; the client's optimiser is ``client_optimizer`` at ``client_lr`` (default ``lr``).
 """
 
 from __future__ import annotations
@@ -77,15 +79,24 @@ def make_parties(
     seed: int,
     device: str = "cpu",
     distance: str = "euclidean",
+    client_optimizer: str = "adam",
+    client_lr: float | None = None,
 ) -> tuple[Client, Server]:
-    """A freshly initialised client/server pair (weights from ``seed``) on ``device``."""
+    """A freshly initialised client/server pair (weights from ``seed``) on ``device``; the client's optimiser
+    is ``client_optimizer`` at ``client_lr`` (None: ``lr``), the server's Adam at ``lr``."""
     torch.manual_seed(seed)
     client_net, server_net = build_split_model(
         model.arch, model.cut_layer, split.image_shape, split.n_classes, **model.options()
     )
     dev = resolve_device(device)
     client = Client(
-        client_net.to(dev), lr=lr, alpha_dcor=spec.alpha_dcor, noise=spec.noise, seed=seed, distance=distance
+        client_net.to(dev),
+        lr=lr if client_lr is None else client_lr,
+        alpha_dcor=spec.alpha_dcor,
+        noise=spec.noise,
+        seed=seed,
+        distance=distance,
+        optimizer=client_optimizer,
     )
     server = Server(server_net.to(dev), lr=lr, alpha_task=alpha_task)
     return client, server
@@ -137,7 +148,18 @@ def train(
     """Train one split model of ``spec`` with one seed (the client's DCOR term with ``distance``, see
     :class:`nopeek_repro.split.Client`); see the module doc for what is recorded."""
     set_determinism(seed, params.threads)
-    client, server = make_parties(spec, model, split, params.lr, params.alpha_task, seed, params.device, distance)
+    client, server = make_parties(
+        spec,
+        model,
+        split,
+        params.lr,
+        params.alpha_task,
+        seed,
+        params.device,
+        distance,
+        params.client_optimizer,
+        params.client_lr,
+    )
     schedules = [
         torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones), gamma=params.lr_gamma)
         for p in (client, server)
@@ -145,6 +167,8 @@ def train(
     order = torch.Generator().manual_seed(seed)
     rows = []
     per_epoch = n_batches(len(split.x_train), params.batch_size)
+    ramp_steps = params.alpha_ramp * per_epoch
+    step_no = 0
     with Progress(params.epochs * per_epoch, f"{spec.name} seed {seed}", "batches", progress) as line:
         for epoch in range(1, params.epochs + 1):
             ce_sum = dcor_sum = 0.0
@@ -152,6 +176,9 @@ def train(
             epoch_batches = batches(len(split.x_train), params.batch_size, order)
             for idx in epoch_batches:
                 x, y = split.x_train[idx], split.y_train[idx]
+                step_no += 1
+                if ramp_steps > 0:  # alpha_ramp: the DCOR weight rises linearly to alpha_dcor
+                    client.alpha_dcor = spec.alpha_dcor * min(1.0, step_no / ramp_steps)
                 z = client.forward(x)  # client -> server: activations only
                 grad_z = server.train_step(z, y)  # server -> client: gradient only
                 step = client.backward(grad_z, diagnose=seen == len(epoch_batches) - 1)

@@ -234,3 +234,21 @@ def test_noise_attack_does_not_depend_on_earlier_attacks(tiny_split):
     attacks.decoder_attack(trained.client, tiny_split, ap, seed=0, leak_fraction=0.25)
     again = attacks.decoder_attack(trained.client, tiny_split, ap, seed=0)
     assert first.metrics == again.metrics
+
+
+def test_attack_also_scores_the_validation_part_when_there_is_one(tiny_split):
+    from nopeek_repro import data
+
+    split = data.with_validation(tiny_split, 0.1, 0)
+    trained = _trained(split)
+    m = attacks.decoder_attack(trained.client, split, config.AttackParams(**FAST), seed=0).metrics
+    assert 0 < m["val_recon_mse"] < m["val_mean_recon_mse"]
+    assert np.isnan(m["val_attack_accuracy"])  # no judge given here
+    mean_image = float(
+        ((split.x_val - split.x_train[attacks.leak_indices(len(split.x_train), 0.5, 0)].mean(0)) ** 2).mean()
+    )
+    assert m["val_mean_recon_mse"] == pytest.approx(mean_image, rel=0.02)
+    assert (
+        "val_recon_mse"
+        not in attacks.decoder_attack(trained.client, tiny_split, config.AttackParams(**FAST), 0).metrics
+    )

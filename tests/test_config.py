@@ -31,7 +31,7 @@ def _write(tmp_path, patch):
         ({"nopeek.alpha_dcor": [10, -1]}, r"params.yaml: nopeek.alpha_dcor\[1\] = -1: Input should be greater than 0"),
         (
             {"data.dataset": "imagenet"},
-            r"data.dataset = 'imagenet': Input should be 'mnist-sample', 'mnist', 'fashion-mnist', 'cifar10', 'utkface', 'folder' or 'npz'",
+            r"data.dataset = 'imagenet': Input should be 'mnist-sample', 'digits', 'mnist', 'fashion-mnist', 'cifar10', 'utkface', 'folder' or 'npz'",
         ),
         (
             {"data.dataset": "folder"},

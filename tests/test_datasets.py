@@ -120,8 +120,11 @@ def kw(**over):
 
 
 def test_datasets_and_unknown_name(tmp_path):
-    assert data.DATASETS == ("mnist-sample", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz")
-    msg = "data.dataset = 'svhn': unknown data set; allowed: mnist-sample, mnist, fashion-mnist, cifar10, utkface, folder, npz"
+    assert data.DATASETS == ("mnist-sample", "digits", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz")
+    msg = (
+        "data.dataset = 'svhn': unknown data set; allowed: mnist-sample, digits, mnist, fashion-mnist, cifar10, "
+        "utkface, folder, npz"
+    )
     for call in (
         lambda: data.prepare_dataset("svhn", tmp_path, **kw()),
         lambda: data.materialise("svhn", tmp_path),
@@ -563,3 +566,27 @@ def test_download_through_torchvision_from_a_local_mirror(tmp_path, monkeypatch)
     assert data.materialise("cifar10", data_dir, force=True) == data_dir / "cifar-10-batches-py"  # official: kept
     (data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"altered")
     assert "cannot download it" in err(lambda: data.materialise("mnist", data_dir, force=True))  # altered: fetch again
+
+
+def test_digits_are_offline_upscaled_and_split_like_the_others(tmp_path):
+    s = data.prepare_dataset("digits", tmp_path, **kw())
+    assert s.x_train.shape[1:] == (1, 16, 16) and len(s.y_train) + len(s.y_test) == 1797
+    assert s.n_classes == 10 and s.classes == tuple("0123456789")
+    assert float(s.x_train.min()) == 0.0 and float(s.x_train.max()) == 1.0
+    train, test = data.split_indices(1797, 0.25, 0)
+    assert s.train_idx.tolist() == train.tolist() and s.test_idx.tolist() == test.tolist()
+    images, labels = datasets.load_digits()
+    assert (
+        images.shape == (1797, 8, 8, 1)
+        and images.dtype == np.uint8
+        and labels[s.test_idx].tolist() == s.y_test.tolist()
+    )
+    assert data.prepare_dataset("digits", tmp_path, **kw(image_size=12)).x_test.shape[1:] == (1, 12, 12)
+    assert data.check("digits", tmp_path) == tmp_path and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_digits_at_their_native_8x8_are_refused_before_training(tmp_path):
+    from nopeek_repro import config
+
+    with pytest.raises(DataError, match=r"data.image_size = 8: images of 8x8 pixels are smaller than the 11x11"):
+        data.prepare_from_params(config.DataParams(dataset="digits", image_size=8), tmp_path)

@@ -18,14 +18,28 @@ def _kit(root, *args):
 def test_help_lists_the_commands(root):
     out = _kit(root, "help")
     assert out.returncode == 0
-    for cmd in ("repro", "test", "setup", "data", "lab"):
+    for cmd in ("repro", "test", "setup", "data", "lab", "study"):
         assert f"python3 kit.py {cmd}" in out.stdout
 
 
 def test_unknown_command_is_an_error(root):
     out = _kit(root, "reproduce")
     assert out.returncode == 2
-    assert "unknown command 'reproduce'; commands: repro, test, setup, data, lab" in out.stderr
+    assert "unknown command 'reproduce'; commands: repro, test, setup, data, lab, study" in out.stderr
+
+
+def test_study_axis_is_checked_against_study_dvc_yaml_before_any_set_up(root):
+    import yaml
+
+    axes = yaml.safe_load((root / "study" / "dvc.yaml").read_text())["stages"]["study"]["foreach"]
+    from nopeek_repro.study import AXIS_NAMES
+
+    assert tuple(axes) == AXIS_NAMES
+    out = _kit(root, "study", "--axis", "depth")
+    assert out.returncode == 2
+    assert f"study --axis: got 'depth'; allowed: {', '.join(axes)}" in out.stderr
+    assert _kit(root, "study", "--axis").returncode == 2
+    assert "unexpected arguments ['now']" in _kit(root, "study", "now").stderr
 
 
 def test_ci_calls_the_test_command(root):

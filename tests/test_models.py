@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from nopeek_repro import models
 from nopeek_repro.models import (
     ARCHS,
     BilinearResize,
@@ -342,3 +344,29 @@ def test_runs_on_cuda_under_deterministic_algorithms(monkeypatch):
         F.mse_loss(decoder(torch.rand(4, 500, device="cuda")), torch.rand(4, 1, 28, 28, device="cuda")).backward()
     finally:
         torch.use_deterministic_algorithms(was)
+
+
+def test_what_sits_at_the_cut_adds_no_parameter_and_keeps_the_initial_weights():
+    torch.manual_seed(0)
+    plain, _ = models.build_split_model("cnn", "block1", (1, 28, 28), 10)
+    x = torch.rand(5, 1, 28, 28)
+    for at_cut in ("batchnorm", "leakyrelu"):
+        torch.manual_seed(0)
+        client, server = models.build_split_model("cnn", "block1", (1, 28, 28), 10, at_cut=at_cut)
+        assert [p.tolist() for p in client.parameters()] == [p.tolist() for p in plain.parameters()]
+        z = client(x)
+        assert z.shape == (5, 16, 14, 14) and server(z).shape == (5, 10)
+    torch.manual_seed(0)
+    bn, _ = models.build_split_model("cnn", "block1", (1, 28, 28), 10, at_cut="batchnorm")
+    norm = bn[-1]
+    assert isinstance(norm, nn.BatchNorm2d) and not norm.affine and norm.num_features == 16
+    z = bn.train()(x)
+    assert z.mean(dim=(0, 2, 3)).abs().max() < 1e-5  # standardised per channel over the batch
+    torch.manual_seed(0)
+    leaky, _ = models.build_split_model("cnn", "block2", (1, 28, 28), 10, at_cut="leakyrelu")
+    acts = [type(m).__name__ for m in leaky.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    assert acts == ["ReLU", "LeakyReLU"]  # only the last one, the one at the cut
+    assert (leaky(x) < 0).any()
+    assert models.with_at_cut(plain, "none") is plain
+    with pytest.raises(ValueError, match="model.at_cut = 'gelu': allowed: none, batchnorm, leakyrelu"):
+        models.build_split_model("cnn", "block1", (1, 28, 28), 10, at_cut="gelu")

@@ -12,12 +12,14 @@ import pytest
 from .conftest import run
 
 NOTEBOOKS = ["01_prepare_data", "02_train_baseline", "03_train_nopeek", "04_attack", "05_figures"]
+STUDY_NOTEBOOKS = ["06_study", "07_study_report"]
+"""The design-space study's notebooks: run by study/dvc.yaml, their executed copies in results/notebooks/."""
 
 
 REFERENCES = "tests/notebooks"
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", NOTEBOOKS + STUDY_NOTEBOOKS)
 def test_reference_notebook_matches_its_source(root, name):
     """tests/notebooks/NN.ipynb (smoke outputs, what nbval checks) has exactly the cells of notebooks/NN.py."""
     src = jupytext.read(root / "notebooks" / f"{name}.py")
@@ -29,7 +31,7 @@ def test_reference_notebook_matches_its_source(root, name):
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     assert not any(o.output_type == "error" for c in ref.cells if c.cell_type == "code" for o in c.outputs)
     pngs = sum("image/png" in o.get("data", {}) for c in ref.cells if c.cell_type == "code" for o in c.outputs)
-    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 6}.get(name, 0)
+    assert pngs == {"01_prepare_data": 1, "04_attack": 1, "05_figures": 6, "07_study_report": 2}.get(name, 0)
     checked = [c for c in ref.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
     progress = [o for c in checked for o in c.outputs if o.output_type == "display_data" and "image/png" not in o.data]
     assert not progress, "a progress line in a cell nbval checks: nbval ignores display updates (runtime.Progress)"
@@ -62,9 +64,9 @@ def test_published_notebook_is_the_default_run(root, name):
 
 @pytest.mark.slow
 def test_every_notebook_runs_through_papermill(repo_copy):
-    """Execute all five notebooks, in order, at their tiny smoke defaults, with papermill."""
+    """Execute all seven notebooks, in order, at their tiny smoke defaults, with papermill."""
     run([sys.executable, "-m", "nopeek_repro.pipeline", "refresh-notebooks"], repo_copy)
-    for name in NOTEBOOKS:
+    for name in NOTEBOOKS + STUDY_NOTEBOOKS:
         nb = nbformat.read(repo_copy / REFERENCES / f"{name}.ipynb", as_version=4)
         assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"), name
     smoke = repo_copy / "results" / "smoke"
@@ -74,9 +76,12 @@ def test_every_notebook_runs_through_papermill(repo_copy):
         "leak_sweep.png",
         "leakage_vs_alpha.png",
         "reconstructions.png",
+        "study_axes.png",
+        "study_collapse.png",
         "tradeoff.png",
         "training_curves.png",
     ]
+    assert (smoke / "study.md").read_text().startswith("## The design-space study")
     assert (smoke / "report.md").is_file() and (smoke / "leak_sweep.csv").is_file()
 
 

@@ -35,6 +35,8 @@ def test_runner_passes_only_parameters_the_notebook_declares(stage, root):
         item = str(params.nopeek.alpha_dcor[0])
     elif STAGES[stage].item_kind == "noise":
         item = str(params.noise.scale[0])
+    elif STAGES[stage].item_kind == "axis":
+        item = "batch_size"
     passed = STAGES[stage].parameters(params, item)
     declared = _parameters_cell(STAGES[stage].notebook, root)
     assert set(passed) <= set(declared), f"{stage}: not in the parameters cell: {set(passed) - set(declared)}"
@@ -52,14 +54,16 @@ SECTION_MODELS = {name: type(getattr(config.Params(), name)) for name in config.
 def test_notebooks_get_whole_sections_and_validate_them_whole(stage, root):
     """A section reaches a notebook as the model's own dump (so every field, including one added
     later), and the notebook validates that dict whole: no per-field copies anywhere."""
-    item = {"alpha_dcor": "30", "noise": "2"}.get(STAGES[stage].item_kind or "")
+    item = {"alpha_dcor": "30", "noise": "2", "axis": "at_cut"}.get(STAGES[stage].item_kind or "")
     passed = STAGES[stage].parameters(config.Params(), item)
     source = (root / "notebooks" / f"{STAGES[stage].notebook}.py").read_text()
     sections = [name for name, value in passed.items() if isinstance(value, dict)]
     assert set(sections) <= set(SECTION_MODELS), stage
+    whole_params = "config.validate(\n    config.Params," in source  # every section at once (the study)
     for name in sections:
         model = SECTION_MODELS[name].__name__
-        assert f'config.validate(config.{model}, {name}, prefix="{name}")' in source, (stage, name)
+        each = f'config.validate(config.{model}, {name}, prefix="{name}")' in source
+        assert each or (whole_params and f"{name}={name}" in source), (stage, name)
         whole = getattr(config.Params(), name).model_dump()
         assert passed[name] == {k: whole[k] for k in passed[name]}, (stage, name)
     assert set(passed) - set(sections) <= {
@@ -70,6 +74,7 @@ def test_notebooks_get_whole_sections_and_validate_them_whole(stage, root):
         "alpha_dcor",
         "noise",
         "distance",
+        "axis",
     }
 
 
@@ -84,7 +89,12 @@ def test_a_field_added_to_a_model_reaches_the_stage_parameters():
 
 
 def test_dvc_yaml_stages_are_the_runner_stages(root):
+    """The runner's stages are those of dvc.yaml and study/dvc.yaml (the opt-in study, run in the root)."""
     dvc = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    study = yaml.safe_load((root / "study" / "dvc.yaml").read_text())["stages"]
+    assert all((st.get("do") or st)["wdir"] == ".." for st in study.values())
+    assert not set(dvc) & set(study)
+    dvc.update(study)
     assert dvc.pop("notebooks")["cmd"] == "python -m nopeek_repro.pipeline publish-notebooks"  # runs no notebook
     assert set(dvc) == set(STAGES)
     for name, stage in dvc.items():

@@ -110,3 +110,13 @@ def test_client_trains_with_the_squared_statistic_when_asked():
     assert step.dcor == pytest.approx(expected, rel=1e-6)
     with pytest.raises(ValueError, match="distance must be one of euclidean, squared, got 'cosine'"):
         Client(net, lr=1e-2, distance="cosine")
+
+
+def test_client_optimiser_is_adam_or_sgd_with_momentum():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3))
+    sgd = Client(net, lr=0.05, optimizer="sgd").optimizer
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    assert sgd.param_groups[0]["lr"] == 0.05
+    assert isinstance(Client(net, lr=1e-3).optimizer, torch.optim.Adam)
+    with pytest.raises(ValueError, match="optimizer must be one of adam, sgd, got 'rmsprop'"):
+        Client(net, lr=1e-3, optimizer="rmsprop")

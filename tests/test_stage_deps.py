@@ -48,8 +48,12 @@ def covered(deps: list[str], root: Path) -> set[str]:
 
 
 def _stages(root: Path) -> dict[str, dict]:
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    return {name: st.get("do", st) for name, st in stages.items()}
+    """Every stage of dvc.yaml and of study/dvc.yaml (whose stages run in the root: wdir ..)."""
+    out = {}
+    for where in ("dvc.yaml", "study/dvc.yaml"):
+        stages = yaml.safe_load((root / where).read_text())["stages"]
+        out |= {name: st.get("do", st) for name, st in stages.items()}
+    return out
 
 
 def test_every_stage_depends_on_its_whole_import_closure(root):

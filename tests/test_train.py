@@ -195,3 +195,35 @@ def test_estimate_is_positive(tiny_split):
     p = config.TrainParams(seeds=[0, 1], epochs=2, batch_size=32)
     one = train.estimate_seconds(tiny_split, p, config.ModelParams(), n_models=1)
     assert one > 0
+
+
+def test_alpha_ramp_rises_linearly_then_holds(tiny_split, monkeypatch):
+    """alpha_ramp = 1: the DCOR weight of step t is alpha * t / (steps per epoch) over the first epoch."""
+    seen = []
+    original = train.Client.backward
+
+    def spy(self, grad_z, diagnose=False):
+        seen.append(self.alpha_dcor)
+        return original(self, grad_z, diagnose)
+
+    monkeypatch.setattr(train.Client, "backward", spy)
+    p = config.TrainParams(seeds=[0], epochs=2, batch_size=64, alpha_ramp=1.0)
+    train.train(RunSpec("nopeek", alpha_dcor=6.0), tiny_split, p, ModelParams(), seed=0, progress=False)
+    per_epoch = runtime.n_batches(len(tiny_split.x_train), 64)
+    assert seen == pytest.approx([6.0 * t / per_epoch for t in range(1, per_epoch + 1)] + [6.0] * per_epoch)
+
+
+def test_client_optimiser_and_learning_rate_are_the_clients_own(tiny_split):
+    p = config.TrainParams(seeds=[0], epochs=1, batch_size=64, client_optimizer="sgd", client_lr=0.05)
+    t = train.train(RunSpec(), tiny_split, p, ModelParams(), seed=0, progress=False)
+    assert isinstance(t.client.optimizer, torch.optim.SGD) and t.client.optimizer.param_groups[0]["lr"] == 0.05
+    assert isinstance(t.server.optimizer, torch.optim.Adam) and t.server.optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_what_sits_at_the_cut_is_saved_and_reloaded(tiny_split, tmp_path):
+    model = ModelParams(at_cut="batchnorm")
+    t = train.train(RunSpec(), tiny_split, PARAMS, model, seed=0, progress=False)
+    train.save(t, tmp_path / "m")
+    back = train.load(tmp_path / "m", tiny_split, PARAMS)
+    assert back.model.at_cut == "batchnorm"
+    assert torch.equal(back.client.activations(tiny_split.x_test), t.client.activations(tiny_split.x_test))
