@@ -120,7 +120,9 @@ class ModelParams(_Section):
     ``cut_layer`` is a unit name of the architecture (``nopeek_repro.models.cut_points``), a
     1-based count of client units, or None for the architecture's own default cut
     (``nopeek_repro.models.default_cut``: cnn block1, resnet29 stage2.block1, utkface the last
-    block of stage 0); ``depth`` sets the ResNet-v2 depth (9k + 2) of resnet29/utkface.
+    block of stage 0); ``depth`` sets the ResNet-v2 depth (9k + 2) of resnet29/utkface. The default run
+    cuts the cnn after block 2, the design-space study's choice; another architecture needs its own
+    ``cut_layer`` (a named set in ``params/`` gives it).
     """
 
     arch: Arch = Field("cnn", description="cnn (2 conv blocks), resnet29 (the authors' CIFAR-10 ResNet-v2), utkface")
@@ -128,10 +130,10 @@ class ModelParams(_Section):
         None, ge=11, le=200, description="ResNet-v2 depth 9k+2 for resnet29 / utkface (null = the architecture's own)"
     )
     cut_layer: int | str | None = Field(
-        None,
+        "block2",
         validate_default=True,
-        description="the last client unit (name or 1-based count; null = the "
-        "architecture's default: cnn block1, Z = 16x14x14)",
+        description="the last client unit (name or 1-based count; null = the architecture's default); "
+        "block2 (Z = 32x7x7) is the design-space study's choice (README h)",
     )
     at_cut: Literal["none", "batchnorm", "leakyrelu"] = Field(
         "none",
@@ -190,7 +192,7 @@ class NopeekParams(_Section):
     """The NoPeek sweep: one model per ``alpha_dcor`` (0 would be the baseline)."""
 
     alpha_dcor: list[SweepValue] = Field(
-        [10, 30, 100], min_length=1, description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE"
+        [3, 10, 30], min_length=1, description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE"
     )
     distance: Literal["euclidean", "squared"] = Field(
         "euclidean",
@@ -202,7 +204,7 @@ class NoiseParams(_Section):
     """The uniform-noise baseline defence: U(-b, b) on the activations, one model per b."""
 
     scale: list[SweepValue] = Field(
-        [2, 4, 8], min_length=1, description="one uniform-noise model per b: Z + U(-b, b), train and test time"
+        [2, 8, 32], min_length=1, description="one uniform-noise model per b: Z + U(-b, b), train and test time"
     )
 
 
@@ -286,17 +288,19 @@ class LeakageParams(_Section):
 class StudyParams(_Section):
     """The design-space study (opt-in: ``python3 kit.py study``): one axis at a time from a reference setting.
 
-    The reference is the default run (``params.yaml``) with the overlay ``reference`` merged in (null:
-    the default run itself). Each axis below lists the values that replace the reference's one
+    The reference is the default run (``params.yaml``) with the overlay file ``reference`` merged in: the
+    kit's default before the study chose a new one (``params/cut-block1.yaml``), so the study's numbers do
+    not move with the default run. Each axis below lists the values that replace the reference's one
     setting (:mod:`nopeek_repro.study`); every setting trains the baseline and NoPeek at every
     ``alpha_dcor``, with every seed, and attacks each model with the strongest of the kit's attacks
     (main protocol). The ``dataset`` axis runs on the default run's setting, not the reference's.
     ``choose_from`` lists the axes whose settings may become the default run.
     """
 
-    reference: str | None = Field(
-        None,
-        description="overlay (a file in params/) merged onto the default run: the reference (null = the default run)",
+    reference: str = Field(
+        "params/cut-block1.yaml",
+        min_length=1,
+        description="overlay (a file in params/) merged onto the default run: the reference (the pre-study default)",
     )
     alpha_dcor: list[SweepValue] = Field(
         [1, 3, 10, 30, 100], min_length=1, description="NoPeek weights at every setting (and alpha 0, the baseline)"

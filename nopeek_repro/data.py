@@ -52,6 +52,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -446,6 +447,19 @@ def utkface_split(
     return np.sort(train), np.sort(val), np.sort(test)
 
 
+def _indexed(
+    images: Callable[[np.ndarray], np.ndarray],
+    labels: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+    classes: tuple[str, ...] | None,
+) -> Split:
+    """The :class:`Split` of one indexed data set: ``images(rows)`` gives the uint8 images (N, H, W[, C]) of
+    those rows, ``labels`` every row's label; train and test are the rows ``tr`` and ``te``."""
+    y = torch.from_numpy(labels)
+    return Split(_to_x(images(tr)), y[tr], _to_x(images(te)), y[te], tr, te, classes=classes)
+
+
 def prepare_dataset(
     dataset: str,
     data_dir: Path,
@@ -505,15 +519,7 @@ def prepare_dataset(
             len(labels), test_fraction, split_seed, n_train, n_test, Path("sklearn.datasets.load_digits")
         )
         size = ds.DIGITS_SIZE if image_size is None else image_size
-        return Split(
-            _to_x(ds.resize_stack(x[tr], size)),
-            torch.from_numpy(labels[tr]),
-            _to_x(ds.resize_stack(x[te], size)),
-            torch.from_numpy(labels[te]),
-            tr,
-            te,
-            classes=tuple(str(d) for d in range(10)),
-        )
+        return _indexed(lambda i: ds.resize_stack(x[i], size), labels, tr, te, tuple(str(d) for d in range(10)))
     if dataset == "utkface":
         files = ds.list_utkface(data_dir, task)
         files.scan(image_size)
@@ -523,46 +529,20 @@ def prepare_dataset(
                 f"{data_dir / ds.UTKFACE_FOLDER}: {len(files.files)} images (10 < age < 65) are too few for "
                 f"test_fraction = {test_fraction}: the training or the test part would be empty"
             )
-        y = torch.from_numpy(files.labels)
-        return Split(
-            _to_x(files.decode(tr, image_size)),
-            y[tr],
-            _to_x(files.decode(te, image_size)),
-            y[te],
-            tr,
-            te,
-            classes=files.classes,
-            val_idx=val,
-            train_targets={k: torch.from_numpy(v[tr]) for k, v in files.targets.items()},
-            test_targets={k: torch.from_numpy(v[te]) for k, v in files.targets.items()},
-        )
+        split = _indexed(lambda i: files.decode(i, image_size), files.labels, tr, te, files.classes)
+        split.val_idx = val
+        split.train_targets = {k: torch.from_numpy(v[tr]) for k, v in files.targets.items()}
+        split.test_targets = {k: torch.from_numpy(v[te]) for k, v in files.targets.items()}
+        return split
     where = ds.source_path(dataset, data_dir, source)
     if dataset == "folder":
         files = ds.list_folder(where)
         files.scan(image_size)
         tr, te = _seeded_split(len(files.files), test_fraction, split_seed, n_train, n_test, where)
-        y = torch.from_numpy(files.labels)
-        return Split(
-            _to_x(files.decode(tr, image_size)),
-            y[tr],
-            _to_x(files.decode(te, image_size)),
-            y[te],
-            tr,
-            te,
-            classes=files.classes,
-        )
+        return _indexed(lambda i: files.decode(i, image_size), files.labels, tr, te, files.classes)
     x, labels, npz_classes = ds.load_npz(where)
     tr, te = _seeded_split(len(labels), test_fraction, split_seed, n_train, n_test, where)
-    y = torch.from_numpy(labels)
-    return Split(
-        _to_x(ds.resize_stack(x[tr], image_size)),
-        y[tr],
-        _to_x(ds.resize_stack(x[te], image_size)),
-        y[te],
-        tr,
-        te,
-        classes=npz_classes,
-    )
+    return _indexed(lambda i: ds.resize_stack(x[i], image_size), labels, tr, te, npz_classes)
 
 
 def prepare_from_params(params: DataParams, data_dir: Path) -> Split:

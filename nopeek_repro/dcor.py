@@ -483,7 +483,7 @@ def distance_correlation_squared_distances(x: Tensor, z: Tensor) -> Tensor:
     zc = z2.double() - z2.double().mean(0)
     kx, kz = xc @ xc.T, zc @ zc.T
     den = torch.linalg.matrix_norm(kx) * torch.linalg.matrix_norm(kz)
-    if float(den) == 0.0:
+    if float(den.detach()) == 0.0:
         return ((kx.sum() + kz.sum()) * 0.0).to(torch.promote_types(x2.dtype, z2.dtype))  # keeps the graph
     rv = (kx * kz).sum() / den
     return rv.clamp(min=0.0).sqrt().to(torch.promote_types(x2.dtype, z2.dtype))

@@ -359,7 +359,9 @@ def study_axes(table: pd.DataFrame, axes: list[str]) -> Figure:
     _style()
     alphas = sorted(table.alpha_dcor.unique())
     pos = {a: i for i, a in enumerate(alphas)}
-    fig, grid = _figure(len(STUDY_PANELS), len(axes), (2.6 * len(axes) + 0.6, 7.8), squeeze=False, sharex=True)
+    fig, grid = _figure(
+        len(STUDY_PANELS), len(axes), (2.6 * len(axes) + 0.6, 7.8), squeeze=False, sharex=True, sharey="row"
+    )
     ref = table[table.axis == "reference"]
     palette = sns.color_palette("tab10")
     for j, axis in enumerate(axes):

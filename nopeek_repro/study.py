@@ -101,9 +101,7 @@ def _merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def reference(params: Params) -> Params:
-    """The default run ``params`` with the overlay file ``study.reference`` merged in (None: ``params``)."""
-    if params.study.reference is None:
-        return params
+    """The default run ``params`` with the overlay file ``study.reference`` merged in."""
     where = paths.resolve(params.study.reference)
     overlay = config._read_yaml(where)
     return config.validate(Params, _merged(params.model_dump(), overlay), source=where.name)

@@ -200,9 +200,13 @@ def test_judge_is_independent_early_stopped_and_reloads(tiny_split, tmp_path):
     assert (attacks.predict(back, split.x_test) == attacks.predict(judge, split.x_test)).all()
     # on the clean images themselves, the attack accuracy is the judge's clean accuracy
     assert attacks.score(split.x_test, split.x_test, split.y_test, back)["attack_accuracy"] == pytest.approx(clean_back)
-    # a different architecture from the attacked split CNN: no parameter shapes in common with its client
-    client_shapes = {tuple(p.shape) for p in _trained(split).client.net.parameters() if p.dim() > 1}
-    assert not client_shapes & {tuple(p.shape) for p in judge.parameters() if p.dim() > 1}
+    # a different architecture from the attacked split CNN (client and server), whichever the cut: its first
+    # layer sees the image through another kernel, and its layers are not those of the split CNN
+    for cut in ("block1", "block2"):
+        model = train.train(RunSpec(), split, tp, config.ModelParams(cut_layer=cut), 0, progress=False)
+        split_shapes = [tuple(p.shape) for net in (model.client.net, model.server.net) for p in net.parameters()]
+        judge_shapes = [tuple(p.shape) for p in judge.parameters()]
+        assert judge_shapes[0] != split_shapes[0] and judge_shapes != split_shapes
 
 
 def test_judge_needs_a_validation_part(tiny_split):

@@ -159,7 +159,7 @@ def test_params_yaml_is_written_from_the_models(root):
 def test_render_round_trips_every_value():
     p = config.Params()
     assert config.validate(config.Params, yaml.safe_load(config.render(p))) == p
-    assert "\n  cut_layer:  " in config.render(p)  # null: the architecture's own cut
+    assert "\n  client_lr:  " in config.render(p)  # null: the shared learning rate
 
 
 def test_dvc_exp_run_set_param_changes_only_its_own_lines(tmp_path, root):
@@ -171,7 +171,7 @@ def test_dvc_exp_run_set_param_changes_only_its_own_lines(tmp_path, root):
 
     f = tmp_path / "params.yaml"
     f.write_text(config.render(config.Params()))
-    apply_overrides(str(f), ["train.epochs=10", "attack.authors_split=0.9", "nopeek.alpha_dcor=[3,10]"])
+    apply_overrides(str(f), ["train.epochs=10", "attack.authors_split=0.9", "nopeek.alpha_dcor=[1,3,10]"])
     diff = [
         line
         for line in difflib.unified_diff(
@@ -182,16 +182,15 @@ def test_dvc_exp_run_set_param_changes_only_its_own_lines(tmp_path, root):
     assert [d.split("#")[0].rstrip() for d in diff] == [
         "-  epochs: 5",
         "+  epochs: 10",
-        "+  - 3",
+        "+  - 1",
         "-  - 30",
-        "-  - 100",
         "-  authors_split:",
         "+  authors_split: 0.9",
     ]
-    assert config.load(f).nopeek.alpha_dcor == [3, 10]
+    assert config.load(f).nopeek.alpha_dcor == [1, 3, 10]
 
 
-@pytest.mark.parametrize("name", ["cifar10-paper", "utkface-paper", "mnist-full"])
+@pytest.mark.parametrize("name", ["cifar10-paper", "utkface-paper", "mnist-full", "cut-block1"])
 def test_named_sets_are_overlays_of_what_differs(root, name):
     raw = yaml.safe_load((root / "params" / f"{name}.yaml").read_text())
     default = config.Params().model_dump()

@@ -18,20 +18,24 @@ def _changed(a: Params, b: Params) -> dict[str, object]:
 @pytest.mark.parametrize("axis", [a for a in study.AXES if a not in ("task", "dataset")])
 def test_each_axis_changes_exactly_its_one_setting(axis):
     params = Params()
+    ref = study.reference(params)
     section, key = study.AXES[axis]
     for setting in study.settings(params, axis):
-        changed = _changed(params, setting.params)
+        changed = _changed(ref, setting.params)
         extra = {"train.client_lr": params.study.sgd_lr} if setting.label == "sgd" else {}
         assert changed == {f"{section}.{key}": getattr(setting.params, section).model_dump()[key], **extra}
         assert setting.label == str(getattr(params.study, axis)[study.settings(params, axis).index(setting)])
 
 
-def test_task_axis_relabels_and_the_reference_is_the_default_run():
+def test_task_axis_relabels_and_the_reference_is_the_pre_study_default():
+    """The committed reference: the default run with params/cut-block1.yaml, the kit's default before the
+    study (cut after block 1, alpha_dcor 10, 30, 100); only the cut and the sweep differ."""
     params = Params()
     (ref,) = study.settings(params, "reference")
-    assert ref.params == params and ref.task == "all"
+    assert ref.task == "all" and ref.params == study.reference(params)
+    assert _changed(params, ref.params) == {"model.cut_layer": "block1", "nopeek.alpha_dcor": [10, 30, 100]}
     (lt5,) = study.settings(params, "task")
-    assert lt5.params == params and lt5.task == "lt5"
+    assert lt5.params == ref.params and lt5.task == "lt5"
 
 
 def test_reference_overlay_applies_to_every_axis_but_the_dataset(tmp_path, monkeypatch):
