@@ -240,6 +240,8 @@ def main(argv: list[str]) -> int:
     if params_file is not None:
         use_params(params_file)
     if cmd == "repro":
+        # every setting checked before DVC reads dvc.yaml (whose foreach over a non-list fails in DVC's words)
+        run(PY, "-m", "nopeek_repro.config", "check", "params.yaml")
         run(BIN / "dvc", "repro", *rest)
         run(PY, "-m", "nopeek_repro.readme")  # the README's result tables, from results/
         say("done: results/report.md, results/summary.csv, figures/*.png, the executed notebooks in notebooks/*.ipynb")

@@ -63,7 +63,7 @@ from .config import AttackParams, TrainParams
 from .data import Split
 from .metrics import accuracy, reconstruction_metrics
 from .models import Standardize, build_decoder, build_judge
-from .runtime import Progress, batches, resolve_device
+from .runtime import Progress, batches, load_weights, resolve_device
 from .split import Client
 
 log = logging.getLogger(__name__)
@@ -537,5 +537,5 @@ def load_classifier(folder: Path, split: Split, device: str = "cpu") -> tuple[nn
         raise FileNotFoundError(f"{folder}: no attack classifier here; run the prepare stage first (dvc repro prepare)")
     doc = json.loads((folder / "classifier.json").read_text())
     net = build_judge(split.image_shape, split.n_classes)
-    net.load_state_dict(torch.load(folder / "classifier.pt", weights_only=True, map_location="cpu"))
+    net.load_state_dict(load_weights(folder / "classifier.pt"))
     return net.to(resolve_device(device)).eval(), float(doc["clean_accuracy"])

@@ -20,6 +20,7 @@ run's values), so running a notebook by hand with a bad value gives the same mes
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,6 +31,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -42,18 +44,56 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 Seed = Annotated[int, Field(ge=0)]
 
 
-def _as_written(value: int | float) -> int | float:
-    """A sweep value names its DVC stage and folders as written (``1000.0`` -> ``nopeek-a1000.0``),
-    while run names use the shortest form (``nopeek-a1000``): whole numbers must be written as such."""
+SWEEP_MAX = 100_000
+"""The largest sweep value (alpha_dcor, noise b): far beyond any published setting (10,000); larger values
+overflow float32 in training or leave nothing of Z."""
+
+
+def sweep_label(value: int | float) -> str:
+    """The one name of a sweep value in run names and folders (``nopeek-a<label>``): ``%g``, 6 significant digits."""
+    return f"{value:g}"
+
+
+def _sweep_value(value: Any) -> int | float:
+    """A sweep value (alpha_dcor, noise b): a plain positive number, at most :data:`SWEEP_MAX`, whose run name
+    (:func:`sweep_label`) is the value as written, which DVC names the stage and its output folders after."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        hint = " (YAML reads a number such as 1e3 without a decimal point as text: write 1000 or 1.0e+3)"
+        raise ValueError(
+            f"must be a plain number written in digits (e.g. 10 or 0.5){hint if isinstance(value, str) else ''}"
+        )
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    if value > SWEEP_MAX:
+        raise ValueError(f"must be at most {SWEEP_MAX} (larger values overflow float32 in training or drown Z)")
     if isinstance(value, float) and value.is_integer():
         raise ValueError(
             f"write whole numbers without a decimal point ({int(value)}, not {value}): "
             "DVC names the stage and its output folders after the value as written"
         )
+    if sweep_label(value) != str(value):
+        raise ValueError(
+            f"has more than 6 significant digits: runs are named with 6 significant digits ({sweep_label(value)}) "
+            f"and DVC names the stage after the value as written ({value}); write at most 6 significant digits"
+        )
     return value
 
 
-SweepValue = Annotated[int | float, Field(gt=0.0), AfterValidator(_as_written)]
+def _unique(values: list[Any]) -> list[Any]:
+    """A list of sweep values or seeds: each one model (or point), so each listed once."""
+    seen = set()
+    for v in values:
+        key = repr(v)
+        if key in seen:
+            raise ValueError(f"duplicate value {v}: each value is one model (or point); list each once")
+        seen.add(key)
+    return values
+
+
+SweepValue = Annotated[int | float, PlainValidator(_sweep_value)]
+Unique = AfterValidator(_unique)
 
 Dataset = Literal["mnist-sample", "digits", "mnist", "fashion-mnist", "cifar10", "utkface", "folder", "npz"]
 Arch = Literal["cnn", "resnet29", "utkface"]
@@ -166,11 +206,13 @@ class ModelParams(_Section):
 class TrainParams(_Section):
     """Split training, shared by the baseline and every defended model."""
 
-    seeds: list[Seed] = Field([0, 1, 2], min_length=1, description="one model per seed, for every defence")
+    seeds: Annotated[list[Seed], Unique] = Field(
+        [0, 1, 2], min_length=1, description="one model per seed, for every defence"
+    )
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0, description="Adam, the server and (unless client_lr) the client")
-    lr_milestones: list[Annotated[int, Field(ge=1)]] = Field(
+    lr_milestones: Annotated[list[Annotated[int, Field(ge=1)]], Unique] = Field(
         [], description="epochs at which the learning rate is multiplied by lr_gamma (step decay)"
     )
     lr_gamma: float = Field(0.1, gt=0.0, le=1.0)
@@ -191,7 +233,7 @@ class TrainParams(_Section):
 class NopeekParams(_Section):
     """The NoPeek sweep: one model per ``alpha_dcor`` (0 would be the baseline)."""
 
-    alpha_dcor: list[SweepValue] = Field(
+    alpha_dcor: Annotated[list[SweepValue], Unique] = Field(
         [3, 10, 30], min_length=1, description="one NoPeek model per value: L = alpha_dcor*DCOR + alpha_task*CE"
     )
     distance: Literal["euclidean", "squared"] = Field(
@@ -203,7 +245,7 @@ class NopeekParams(_Section):
 class NoiseParams(_Section):
     """The uniform-noise baseline defence: U(-b, b) on the activations, one model per b."""
 
-    scale: list[SweepValue] = Field(
+    scale: Annotated[list[SweepValue], Unique] = Field(
         [2, 8, 32], min_length=1, description="one uniform-noise model per b: Z + U(-b, b), train and test time"
     )
 
@@ -233,7 +275,7 @@ class AttackParams(_Section):
     leak_fraction: float = Field(
         0.5, gt=0.0, le=1.0, description="share of the training set whose (X, Z) pairs the attacker holds"
     )
-    leak_sweep: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+    leak_sweep: Annotated[list[Annotated[float, Field(gt=0.0, le=1.0)]], Unique] = Field(
         [0.01], description="further leak fractions, attacked too (the leak-fraction figure)"
     )
     sweep_seeds: int | None = Field(
@@ -265,7 +307,7 @@ class AttackParams(_Section):
         0.01, ge=0.0, lt=1.0, description="an evaluation improves when the held-out MSE falls by more than this share"
     )
     lr_drops: int = Field(2, ge=0, description="learning-rate drops (x 0.2) at plateaus; the next plateau stops it")
-    ridge_grid: list[Annotated[float, Field(gt=0.0)]] = Field(
+    ridge_grid: Annotated[list[Annotated[float, Field(gt=0.0)]], Unique] = Field(
         [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e4],
         min_length=1,
         description="ridge regularisers, relative to the mean squared norm of the centred Z",
@@ -302,33 +344,39 @@ class StudyParams(_Section):
         min_length=1,
         description="overlay (a file in params/) merged onto the default run: the reference (the pre-study default)",
     )
-    alpha_dcor: list[SweepValue] = Field(
+    alpha_dcor: Annotated[list[SweepValue], Unique] = Field(
         [1, 3, 10, 30, 100], min_length=1, description="NoPeek weights at every setting (and alpha 0, the baseline)"
     )
-    seeds: list[Seed] = Field([0, 1, 2], min_length=1, description="one model per seed at every point")
-    cut_layer: list[int | str] = Field(["block2"], description="axis: model.cut_layer")
-    batch_size: list[Annotated[int, Field(ge=2)]] = Field(
+    seeds: Annotated[list[Seed], Unique] = Field(
+        [0, 1, 2], min_length=1, description="one model per seed at every point"
+    )
+    cut_layer: Annotated[list[int | str], Unique] = Field(["block2"], description="axis: model.cut_layer")
+    batch_size: Annotated[list[Annotated[int, Field(ge=2)]], Unique] = Field(
         [128, 256], description="axis: train.batch_size (the per-batch DCOR's n)"
     )
-    alpha_ramp: list[Annotated[float, Field(gt=0.0)]] = Field(
+    alpha_ramp: Annotated[list[Annotated[float, Field(gt=0.0)]], Unique] = Field(
         [1.0], description="axis: train.alpha_ramp (epochs of linear rise)"
     )
-    at_cut: list[Literal["batchnorm", "leakyrelu"]] = Field(
+    at_cut: Annotated[list[Literal["batchnorm", "leakyrelu"]], Unique] = Field(
         ["batchnorm", "leakyrelu"], description="axis: model.at_cut"
     )
-    client_optimizer: list[Literal["sgd", "adam"]] = Field(["sgd"], description="axis: train.client_optimizer")
+    client_optimizer: Annotated[list[Literal["sgd", "adam"]], Unique] = Field(
+        ["sgd"], description="axis: train.client_optimizer"
+    )
     sgd_lr: float = Field(
         0.01, gt=0.0, description="the client's learning rate on the client_optimizer axis (train.client_lr)"
     )
-    epochs: list[Annotated[int, Field(ge=1)]] = Field([20], description="axis: train.epochs")
-    task: list[Literal["lt5"]] = Field(
+    epochs: Annotated[list[Annotated[int, Field(ge=1)]], Unique] = Field([20], description="axis: train.epochs")
+    task: Annotated[list[Literal["lt5"]], Unique] = Field(
         ["lt5"], description="axis: the labels (lt5: digit < 5, two classes, same images)"
     )
-    distance: list[Literal["squared", "euclidean"]] = Field(
+    distance: Annotated[list[Literal["squared", "euclidean"]], Unique] = Field(
         ["squared"], description="axis: nopeek.distance (the peers' variant)"
     )
-    dataset: list[Literal["digits"]] = Field(["digits"], description="axis: data.dataset, on the default run's setting")
-    choose_from: list[str] = Field(
+    dataset: Annotated[list[Literal["digits"]], Unique] = Field(
+        ["digits"], description="axis: data.dataset, on the default run's setting"
+    )
+    choose_from: Annotated[list[str], Unique] = Field(
         ["reference", "cut_layer", "batch_size", "alpha_ramp", "at_cut", "client_optimizer"],
         description="axes whose settings may become the default run (see the README: why not the others)",
     )
@@ -371,6 +419,8 @@ def _format(err: ValidationError, source: str, prefix: str = "") -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown parameter (check the spelling; see params.yaml for the allowed keys)"
+        elif e["type"] == "list_type":
+            msg = "must be a list (in YAML: [10, 30] or one '- 10' line per value)"
         lines.append(f"{source}: {loc}{got}: {msg}" if loc else f"{source}: {msg}")
     return lines[0] if len(lines) == 1 else "; ".join(lines)
 
@@ -389,9 +439,18 @@ def _read_yaml(p: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ParamsError(f"{p.name}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ParamsError(f"{p.name}: must be a mapping of sections (data, model, train, ...), each a mapping of keys")
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ParamsError(f"{p.name}: not valid YAML{at}: {what}") from None
+    sections = ", ".join(Params.model_fields)
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{p.name}: must be a mapping of sections ({sections}), each a mapping of keys")
+    for key, value in raw.items():
+        if key not in Params.model_fields:
+            raise ParamsError(f"{p.name}: {key}: unknown section; allowed: {sections}")
+        if not isinstance(value, dict):
+            raise ParamsError(f"{p.name}: {key} = {value!r}: must be a mapping of keys (see params.yaml)")
     return raw
 
 

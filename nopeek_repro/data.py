@@ -545,10 +545,15 @@ def prepare_dataset(
     return _indexed(lambda i: ds.resize_stack(x[i], image_size), labels, tr, te, npz_classes)
 
 
+MIN_TRAIN, MIN_TEST = 10, 4
+"""The fewest training and test images a run can use (see :func:`prepare_from_params`)."""
+
+
 def prepare_from_params(params: DataParams, data_dir: Path) -> Split:
     """:func:`prepare_dataset` with the settings of ``params.yaml``'s ``data`` section (no validation part
-    yet); refuses images smaller than the attacks' SSIM window here, in the prepare stage, before any
-    model trains (raises :class:`DataError`)."""
+    yet); refuses, here in the prepare stage before any model trains, data that cannot be trained or
+    scored: fewer than 2 classes, fewer than :data:`MIN_TRAIN` training or :data:`MIN_TEST` test images,
+    and images smaller than the attacks' SSIM window (raises :class:`DataError`)."""
     split = prepare_dataset(
         params.dataset,
         data_dir,
@@ -560,13 +565,27 @@ def prepare_from_params(params: DataParams, data_dir: Path) -> Split:
         task=params.task,
         source=params.source,
     )
+    where = (
+        ds.source_path(params.dataset, data_dir, params.source)
+        if params.dataset in ("folder", "npz")
+        else f"data.dataset = {params.dataset!r}"
+    )
+    classes = np.unique(split.y_train.numpy())
+    if len(classes) < 2:
+        raise DataError(
+            f"{where}: the training part has {len(classes)} class (label {classes.tolist()}); "
+            "training and the attack's judge need at least 2 classes"
+        )
+    if len(split.y_train) < MIN_TRAIN or len(split.y_test) < MIN_TEST:
+        raise DataError(
+            f"{where}: too few images: {len(split.y_train)} for training and {len(split.y_test)} for testing "
+            f"(data.test_fraction = {params.test_fraction}); the kit needs at least {MIN_TRAIN} and {MIN_TEST} "
+            "(DCOR over a batch needs 4 rows; the validation part and the attacker's leaked and held-out pairs "
+            "come from the training part)"
+        )
     h, w = split.image_shape[-2:]
     if min(h, w) < SSIM_MIN_SIDE:
-        what = (
-            f"data.image_size = {params.image_size}"
-            if params.image_size is not None
-            else f"data.dataset = {params.dataset!r}"
-        )
+        what = f"data.image_size = {params.image_size}" if params.image_size is not None else str(where)
         raise DataError(
             f"{what}: images of {h}x{w} pixels are smaller than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} window of the "
             f"attacks' SSIM; allowed: at least {SSIM_MIN_SIDE} pixels a side (data.image_size: {SSIM_MIN_SIDE} or "

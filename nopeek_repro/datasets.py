@@ -76,9 +76,13 @@ def source_path(dataset: str, data_dir: Path, source: str | None) -> Path:
     parts = Path(source).parts
     if Path(source).is_absolute() or ".." in parts or not parts:
         raise DataError(f"data.source = {source!r}: must be a name inside data/ (no absolute path, no '..'): {example}")
-    if dataset == "npz":
-        return data_dir / (source if source.endswith(".npz") else f"{source}.npz")
-    return data_dir / source
+    where = data_dir / (source if dataset == "folder" or source.endswith(".npz") else f"{source}.npz")
+    if where.exists() and not where.resolve().is_relative_to(data_dir.resolve()):
+        raise DataError(
+            f"{where}: leads to {where.resolve()}, outside data/ (a link); data paths must stay inside data/ "
+            "after following links: copy the data into data/"
+        )
+    return where
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,6 +475,13 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None
             f"{path}: npz file missing; save one with numpy.savez({path.name!r}, x=images, y=labels) "
             f"({NPZ_EXPECTED}), {SAMPLE_HINT}"
         )
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":
+        raise DataError(
+            f"{path}: not an npz file (a zip of .npy arrays, as numpy.savez writes; this one starts with {head!r}); "
+            f"expected {NPZ_EXPECTED}"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
@@ -515,7 +526,10 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None
             raise DataError(f"{path}: 'x' ({x.dtype}) has values {x.min()}..{x.max()}; expected 0..255")
         x = x.astype(np.uint8)
     elif np.issubdtype(x.dtype, np.floating):
-        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        if not np.isfinite(x).all():
+            bad = int((~np.isfinite(x)).sum())
+            raise DataError(f"{path}: 'x' has {bad} values that are not finite (NaN or inf); expected values in [0, 1]")
+        if x.min() < 0 or x.max() > 1:
             raise DataError(
                 f"{path}: 'x' ({x.dtype}) has values outside [0, 1]; float images must be in [0, 1] (or use uint8 0..255)"
             )

@@ -6,13 +6,16 @@
   time (the paper's uniform-noise baseline); ``b`` is ``noise``.
 
 Run names are stable strings used as folder names and DVC stage items:
-``baseline``, ``nopeek-a<alpha_dcor>``, ``noise-b<b>`` (numbers in ``%g`` form).
+``baseline``, ``nopeek-a<alpha_dcor>``, ``noise-b<b>`` (numbers by :func:`nopeek_repro.config.sweep_label`, which
+config also requires to equal the value as written: the DVC stage name).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from .config import sweep_label
 
 Defence = Literal["none", "nopeek", "noise"]
 
@@ -40,9 +43,9 @@ class RunSpec:
     @property
     def name(self) -> str:
         if self.defence == "nopeek":
-            return f"nopeek-a{self.alpha_dcor:g}"
+            return f"nopeek-a{sweep_label(self.alpha_dcor)}"
         if self.defence == "noise":
-            return f"noise-b{self.noise:g}"
+            return f"noise-b{sweep_label(self.noise)}"
         return "baseline"
 
     @property

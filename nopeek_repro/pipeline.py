@@ -271,7 +271,7 @@ def strip_volatile(nb_path: Path) -> None:
 KERNEL_ARGUMENTS = (
     "--IPKernelApp.quiet=False",  # echo the notebook's output (prints, log records) to this terminal
     "--IPKernelApp.capture_fd_output=False",  # keep the kernel's own stderr the terminal: live progress
-    "--IPKernelApp.log_level=ERROR",  # not the kernel's "running over TCP without encryption" (loopback only)
+    "--IPKernelApp.log_level=CRITICAL",  # not the kernel's "running over TCP without encryption" (loopback only)
 )
 """How the stage runner starts the kernel, so that a stage shows in the terminal what its notebook
 shows, and live progress lines (:class:`nopeek_repro.runtime.Progress`); nbval and Jupyter start
@@ -310,8 +310,80 @@ def execute(source: Path, output: Path, parameters: dict[str, Any] | None, cwd: 
     strip_volatile(output)
 
 
+BAD_INPUT = frozenset({"ParamsError", "DataError", "TrainingDiverged", "UnsafeFileError"})
+"""Errors inside a notebook that mean bad settings or data: the runner exits 2 for them, as for its own checks."""
+
+
+class StageFailed(Exception):
+    """A stage's notebook failed: its half-written outputs are gone, its git-committed outputs restored."""
+
+    def __init__(self, stage: str, error: BaseException, restored: list[str], cached: bool) -> None:
+        name = getattr(error, "ename", None) or type(error).__name__
+        value = getattr(error, "evalue", str(error))
+        after = []
+        if restored:
+            after.append(f"its committed {', '.join(restored)} restored from git")
+        if cached:
+            after.append(f"`dvc checkout {stage}` brings back its last cached outputs")
+        super().__init__(f"stage {stage} failed: {name}: {value}" + (f" ({'; '.join(after)})" if after else ""))
+        self.interrupted = name == "KeyboardInterrupt"
+        self.bad_input = name in BAD_INPUT
+
+
+def _git_restore(outputs: list[Path], root: Path) -> list[str]:
+    """Check out from git HEAD every output file that git tracks (the committed ones a failed stage removed);
+    returns their paths relative to ``root`` (none when ``root`` is not a git checkout)."""
+    import subprocess
+
+    rel = [str(o.relative_to(root)) for o in outputs if o.is_relative_to(root)]
+    if not rel or not (root / ".git").exists():
+        return []
+    listed = subprocess.run(["git", "ls-files", "-z", "--", *rel], cwd=root, capture_output=True, text=True)
+    tracked = [f for f in listed.stdout.split("\0") if f]
+    if listed.returncode != 0 or not tracked:
+        return []
+    done = subprocess.run(["git", "checkout", "HEAD", "--", *tracked], cwd=root, capture_output=True, text=True)
+    return tracked if done.returncode == 0 else []
+
+
+def remove_stale_runs(layout: Layout, keep: list[RunSpec]) -> list[Path]:
+    """Remove what runs no longer in the sweep left behind (models, attacks, records, plot files, executed
+    notebooks), so they do not linger in ``results/`` or in ``dvc plots show``; returns what was removed."""
+    names = {r.name for r in keep}
+    found: list[tuple[str, Path]] = []
+    for folder in (layout.results / "models", layout.results / "attacks"):
+        found += [(d.name, d) for d in folder.glob("*") if d.is_dir()]
+    for kind in ("train", "attack"):
+        found += [(f.stem[len(kind) + 1 :], f) for f in (layout.results / "records").glob(f"{kind}-*.json")]
+    found += [(f.stem[len("history-") :], f) for f in (layout.results / "plots").glob("history-*.csv")]
+    for f in (layout.results / "notebooks").glob("*_*-*.ipynb"):
+        stage, _, item = f.stem.partition("-")
+        if stage.split("_", 1)[-1] in ("nopeek", "noise"):
+            try:
+                found.append((_spec(stage, item).name, f))
+            except (ParamsError, ValueError):
+                continue
+    removed = []
+    for name, path in found:
+        try:
+            stale = RunSpec.from_name(name).name not in names
+        except ValueError:
+            continue  # not a run's file
+        if stale:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path)
+    if removed:
+        log.warning(
+            "removed %d files of runs no longer in the sweep: %s",
+            len(removed),
+            ", ".join(sorted({p.name for p in removed})),
+        )
+    return removed
+
+
 def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> Path:
-    """Validate params, execute the stage's notebook; clean up on failure. Returns the executed notebook."""
+    """Validate params, execute the stage's notebook; on failure (or Ctrl-C) remove its half-written outputs,
+    restore its git-committed ones and raise :class:`StageFailed`. Returns the executed notebook."""
     root = root or paths.find_root()
     if stage not in STAGES:
         raise ParamsError(f"stage {stage!r} is unknown; stages are: {', '.join(STAGES)}")
@@ -326,15 +398,25 @@ def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> 
     parameters = spec.parameters(params, item)
     layout = Layout(root / "results", root / "figures")
     output = root / "results" / "notebooks" / (f"{stage}-{item}.ipynb" if item is not None else f"{stage}.ipynb")
+    if stage == "figures":
+        remove_stale_runs(layout, runs_of(params))
     try:
         execute(notebook_source(spec.notebook, root), output, parameters, cwd=root)
-    except BaseException:
-        for out in spec.outputs(layout, params, item):
+    except BaseException as err:
+        outputs = spec.outputs(layout, params, item)
+        for out in outputs:
             if out.is_dir():
                 shutil.rmtree(out, ignore_errors=True)
             elif out.exists():
                 out.unlink()
-        raise
+        if output.exists():
+            output.unlink()
+        restored = _git_restore(outputs, root)
+        name = stage if item is None else f"{stage}@{item}"
+        if stage.startswith("study"):
+            name = f"study/dvc.yaml:{name}"
+        cached = any(str(o.relative_to(root)) not in restored for o in outputs if o.is_relative_to(root))
+        raise StageFailed(name, err, restored, cached) from err
     return output
 
 
@@ -437,6 +519,53 @@ def _clean_reference(nb_path: Path) -> None:
     nbformat.write(nb, nb_path)
 
 
+def _children() -> list[int]:
+    """The process ids whose parent is this process (Linux /proc; empty elsewhere)."""
+    import os
+
+    me, kids = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _end_with_parent() -> None:
+    """End this stage runner (and, through its clean-up, the notebook's kernel) when its parent ends: the
+    kernel asks Linux for SIGTERM on its parent's death (``prctl PR_SET_PDEATHSIG``), and SIGTERM becomes
+    KeyboardInterrupt, so a ``kill -9`` of ``dvc`` leaves no runner writing outputs behind it."""
+    import ctypes
+    import os
+    import signal
+
+    asked: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        """First signal: interrupt the kernel's running cell (papermill then ends it cleanly, as after a
+        notebook error); a second one, or no kernel yet: stop here at once."""
+        kids = _children()
+        if kids and not asked:
+            asked.append(signum)
+            for pid in kids:
+                os.kill(pid, signal.SIGINT)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() == 1:  # the parent died before the call
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nopeek_repro.pipeline", description=__doc__.splitlines()[0])
     ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}; or publish-notebooks, refresh-notebooks, estimate")
@@ -470,10 +599,20 @@ def main(argv: list[str] | None = None) -> int:
                 where = "GPU" if params.train.device != "cpu" else "CPU"
                 print(f"estimated {what} on this machine's {where}")
         else:
+            _end_with_parent()
             print(run_stage(args.stage, args.item))
     except (ParamsError, FileNotFoundError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StageFailed as err:
+        if err.interrupted:
+            print(f"interrupted; partial outputs of stage {args.stage} removed", file=sys.stderr)
+            return 130
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if err.bad_input else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except Exception as err:  # papermill's PapermillExecutionError and friends
         name = getattr(err, "ename", type(err).__name__)
         value = getattr(err, "evalue", str(err))

@@ -204,3 +204,26 @@ def make_layout(results: str | Path, figures_dir: str | Path | None = None) -> p
     show_logs()
     res = paths.resolve(results)
     return paths.Layout(res, paths.resolve(figures_dir) if figures_dir is not None else res / "figures")
+
+
+class UnsafeFileError(ValueError):
+    """A weights file that ``torch.load(weights_only=True)`` refuses: it carries more than tensors."""
+
+
+def load_weights(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """``torch.load(path, weights_only=True)``: tensors only, no code runs. A file it refuses raises
+    :class:`UnsafeFileError` naming the file, instead of torch's text (which suggests ``weights_only=False``)."""
+    try:
+        return torch.load(path, weights_only=True, map_location=map_location)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError: torch's own refusals
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        why = next(
+            (ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), lines[-1] if lines else type(err).__name__
+        )
+        raise UnsafeFileError(
+            f"{path}: refused: not a plain weights file ({why[:160]}); do NOT load it "
+            "with weights_only=False unless you trust where it came from (that runs any code it carries); "
+            "re-create it with `dvc repro` (or `dvc checkout` for the committed one)"
+        ) from None

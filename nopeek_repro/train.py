@@ -19,25 +19,30 @@ each batch is moved to the party's device. Learning rates follow a step decay (`
 ``lr_gamma``; none by default), applied to the client and the server alike. With ``alpha_ramp`` = r
 > 0 the client's DCOR weight at optimiser step t (from 1) is ``alpha_dcor * min(1, t / (r * steps
 per epoch))``; the client's optimiser is ``client_optimizer`` at ``client_lr`` (default ``lr``).
+
+A batch whose cross-entropy is not finite or above :data:`CE_DIVERGED`, or whose DCOR is not finite,
+stops training with :class:`TrainingDiverged` (naming train.lr and the run's alpha_dcor or noise b):
+a diverged model is never saved, measured or attacked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from .config import ModelParams, TrainParams
+from .config import ModelParams, ParamsError, TrainParams
 from .data import Split
 from .dcor import leakage
 from .defences import RunSpec
 from .metrics import accuracy
 from .models import build_split_model
-from .runtime import Progress, batches, n_batches, resolve_device, set_determinism
+from .runtime import Progress, batches, load_weights, n_batches, resolve_device, set_determinism
 from .split import Client, Server
 
 log = logging.getLogger(__name__)
@@ -136,6 +141,26 @@ def evaluate(
     return out
 
 
+CE_DIVERGED = 1e3
+"""A batch cross-entropy above this has diverged (chance level is ln(classes): 2.3 for 10 classes)."""
+
+
+class TrainingDiverged(ParamsError):
+    """Training blew up (a non-finite or exploding loss): one message naming the likely settings."""
+
+
+def _diverged(spec: RunSpec, seed: int, epoch: int, step: int, ce: float, dcor: float, params: TrainParams) -> str:
+    culprits = [f"train.lr (now {params.lr:g})"]
+    if spec.defence == "nopeek":
+        culprits.append(f"nopeek.alpha_dcor (this run: {spec.alpha_dcor:g})")
+    if spec.defence == "noise":
+        culprits.append(f"noise.scale (this run: {spec.noise:g})")
+    return (
+        f"{spec.name} seed {seed} diverged at epoch {epoch}, step {step} (cross-entropy {ce:.3g}, DCOR {dcor:.3g}; "
+        f"a loss above {CE_DIVERGED:g} or not finite): lower {' or '.join(culprits)}; no result of this run is kept"
+    )
+
+
 def train(
     spec: RunSpec,
     split: Split,
@@ -182,7 +207,10 @@ def train(
                 z = client.forward(x)  # client -> server: activations only
                 grad_z = server.train_step(z, y)  # server -> client: gradient only
                 step = client.backward(grad_z, diagnose=seen == len(epoch_batches) - 1)
-                ce_sum += server.last.loss / params.alpha_task
+                ce = server.last.loss / params.alpha_task
+                if not math.isfinite(ce) or not math.isfinite(step.dcor) or ce > CE_DIVERGED:
+                    raise TrainingDiverged(_diverged(spec, seed, epoch, step_no, ce, step.dcor, params))
+                ce_sum += ce
                 dcor_sum += step.dcor
                 seen += 1
                 line.update(1, epoch=f"{epoch}/{params.epochs}", ce=ce_sum / seen, dcor=dcor_sum / seen)
@@ -233,8 +261,8 @@ def load(folder: Path, split: Split, params: TrainParams) -> Trained:
     spec = RunSpec(run["defence"], alpha_dcor=run["alpha_dcor"], noise=run["noise"])
     model = ModelParams(**run["model"])
     client, server = make_parties(spec, model, split, params.lr, params.alpha_task, run["seed"], params.device)
-    client.net.load_state_dict(torch.load(folder / "client.pt", weights_only=True, map_location=client.device))
-    server.net.load_state_dict(torch.load(folder / "server.pt", weights_only=True, map_location=server.device))
+    client.net.load_state_dict(load_weights(folder / "client.pt", client.device))
+    server.net.load_state_dict(load_weights(folder / "server.pt", server.device))
     return Trained(spec, run["seed"], model, client, server, pd.read_csv(folder / "history.csv"), run.get("batch_size"))
 
 

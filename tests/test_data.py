@@ -127,7 +127,7 @@ def test_images_smaller_than_the_ssim_window_are_refused_before_training(tmp_pat
     with pytest.raises(DataError) as info:
         data.prepare_from_params(params, tmp_path)
     assert str(info.value) == (
-        "data.dataset = 'npz': images of 8x8 pixels are smaller than the 11x11 window of the attacks' SSIM; "
+        f"{tmp_path / 'digits.npz'}: images of 8x8 pixels are smaller than the 11x11 window of the attacks' SSIM; "
         "allowed: at least 11 pixels a side (data.image_size: 11 or more upscales)"
     )
     split = data.prepare_from_params(params.model_copy(update={"image_size": SSIM_MIN_SIDE}), tmp_path)

@@ -389,7 +389,7 @@ def test_npz_errors(tmp_path):
         m = err(lambda: data.prepare_dataset("npz", tmp_path, source="d", **kw()))
         assert m.startswith(f"{f}: ") and message in m, m
     f.write_bytes(b"not a zip")
-    assert "not a readable npz file" in err(lambda: data.check("npz", tmp_path, "d"))
+    assert "not an npz file (a zip of .npy arrays" in err(lambda: data.check("npz", tmp_path, "d"))
     m = err(lambda: data.check("npz", tmp_path, "missing"))
     assert m.startswith(f"{tmp_path / 'missing.npz'}: npz file missing; save one with numpy.savez")
 

@@ -128,7 +128,7 @@ def test_bad_param_stops_before_any_work(tmp_path, root):
     repo = _fake_root(tmp_path, root, {"nopeek.alpha_dcor": [10, -3]})
     proc = _run(["train_baseline"], repo)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: params.yaml: nopeek.alpha_dcor[1] = -3: Input should be greater than 0"
+    assert proc.stderr.strip() == "error: params.yaml: nopeek.alpha_dcor[1] = -3: must be greater than 0"
     assert not (repo / "results").exists()
 
 
@@ -233,3 +233,39 @@ def test_a_new_field_reaches_the_executed_notebook_with_no_other_edit(repo_copy)
     injected = next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert '"probe": 9' in injected or "'probe': 9" in injected
     assert not any(o.output_type == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_runs_that_left_the_sweep_are_removed(tmp_path):
+    """The figure stage's clean-up: every file of a run no longer in the sweep goes, the others stay."""
+    from nopeek_repro import pipeline
+    from nopeek_repro.defences import RunSpec
+    from nopeek_repro.paths import Layout
+
+    layout = Layout(tmp_path / "results", tmp_path / "figures")
+    names = ["baseline", "nopeek-a3", "nopeek-a100", "noise-b4"]
+    for name in names:
+        for f in (layout.train_record(name), layout.attack_record(name), layout.history(name)):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text("{}")
+        layout.model_dir(name).mkdir(parents=True)
+        layout.attack_dir(name).mkdir(parents=True)
+    notebooks = layout.results / "notebooks"
+    notebooks.mkdir()
+    for stem in ("train_nopeek-3", "attack_nopeek-100", "train_noise-4", "train_baseline", "prepare"):
+        (notebooks / f"{stem}.ipynb").write_text("{}")
+    keep = [RunSpec(), RunSpec("nopeek", alpha_dcor=3)]
+    removed = pipeline.remove_stale_runs(layout, keep)
+    assert len(removed) == 2 * 5 + 2
+    left = sorted(p.relative_to(layout.results).as_posix() for p in layout.results.rglob("*") if p.is_file())
+    assert left == [
+        "notebooks/prepare.ipynb",
+        "notebooks/train_baseline.ipynb",
+        "notebooks/train_nopeek-3.ipynb",
+        "plots/history-baseline.csv",
+        "plots/history-nopeek-a3.csv",
+        "records/attack-baseline.json",
+        "records/attack-nopeek-a3.json",
+        "records/train-baseline.json",
+        "records/train-nopeek-a3.json",
+    ]
+    assert sorted(d.name for d in (layout.results / "models").iterdir()) == ["baseline", "nopeek-a3"]

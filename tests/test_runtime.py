@@ -60,3 +60,27 @@ def test_n_batches_matches_batches():
 
     for n, size in [(10, 3), (11, 5), (12, 4), (1, 4)]:
         assert runtime.n_batches(n, size) == len(runtime.batches(n, size, torch.Generator().manual_seed(0)))
+
+
+class _Payload:
+    """Pickles to a call of os.system: what a malicious weights file carries."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo this must never run",))
+
+
+def test_load_weights_refuses_code_and_names_the_file(tmp_path):
+    import pytest
+    import torch
+
+    good, bad = tmp_path / "client.pt", tmp_path / "evil.pt"
+    torch.save({"w": torch.ones(2)}, good)
+    assert torch.equal(runtime.load_weights(good)["w"], torch.ones(2))
+    torch.save({"w": _Payload()}, bad)
+    with pytest.raises(runtime.UnsafeFileError) as info:
+        runtime.load_weights(bad)
+    message = str(info.value)
+    assert message.startswith(f"{bad}: refused: not a plain weights file") and "GLOBAL posix.system" in message
+    assert "do NOT load it with weights_only=False" in message

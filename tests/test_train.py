@@ -227,3 +227,18 @@ def test_what_sits_at_the_cut_is_saved_and_reloaded(tiny_split, tmp_path):
     back = train.load(tmp_path / "m", tiny_split, PARAMS)
     assert back.model.at_cut == "batchnorm"
     assert torch.equal(back.client.activations(tiny_split.x_test), t.client.activations(tiny_split.x_test))
+
+
+@pytest.mark.parametrize(
+    "spec,names",
+    [(RunSpec(), "train.lr (now 1e+06)"), (RunSpec("nopeek", alpha_dcor=10), "nopeek.alpha_dcor (this run: 10)")],
+)
+def test_divergence_stops_training_and_names_the_settings(tiny_split, spec, names):
+    """lr 1e6: the cross-entropy explodes within a few batches; training stops with one message, no model."""
+    params = config.TrainParams(seeds=[0], epochs=1, batch_size=32, lr=1e6)
+    with pytest.raises(train.TrainingDiverged) as info:
+        train.train(spec, tiny_split, params, ModelParams(), 0, progress=False)
+    message = str(info.value)
+    assert f"{spec.name} seed 0 diverged at epoch 1" in message and names in message
+    assert "no result of this run is kept" in message
+    assert isinstance(info.value, config.ParamsError)  # the stage runner reports it as bad settings (exit 2)
