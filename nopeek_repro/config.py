@@ -246,7 +246,7 @@ class NoiseParams(_Section):
     """The uniform-noise baseline defence: U(-b, b) on the activations, one model per b."""
 
     scale: Annotated[list[SweepValue], Unique] = Field(
-        [2, 8, 32], min_length=1, description="one uniform-noise model per b: Z + U(-b, b), train and test time"
+        [2, 8, 32, 128], min_length=1, description="one uniform-noise model per b: Z + U(-b, b), train and test time"
     )
 
 
