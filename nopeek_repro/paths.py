@@ -1,8 +1,11 @@
 """Every path of the kit, from the repository root.
 
 The root is found the same way under DVC, papermill, nbval and a hand-started Jupyter: the
-``NOPEEK_ROOT`` environment variable, else DVC's ``DVC_ROOT``, else the first folder at or above
-the current directory that holds both ``dvc.yaml`` and ``params.yaml``. Layout::
+``NOPEEK_ROOT`` environment variable, else the first folder at or above the current directory that
+holds both ``dvc.yaml`` and ``params.yaml`` (DVC starts every stage in its folder), else DVC's
+``DVC_ROOT``. Not ``DVC_ROOT`` first: a queued or ``--temp`` ``dvc exp run`` runs each stage in a copy
+under ``.dvc/tmp/exps/`` while ``DVC_ROOT`` still names the workspace, whose results it would overwrite.
+Layout::
 
     data/                       raw data, tracked by data.dvc (nothing else writes here)
     results/prepared/           the seeded train/test split (prepare stage)
@@ -37,13 +40,14 @@ DATA_FILE = "mnist_5k.csv.gz"
 
 def find_root(start: Path | None = None) -> Path:
     """The repository root (see module docstring); raises if none is found."""
-    for var in ("NOPEEK_ROOT", "DVC_ROOT"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).resolve()
+    if os.environ.get("NOPEEK_ROOT"):
+        return Path(os.environ["NOPEEK_ROOT"]).resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").is_file() and (folder / "params.yaml").is_file():
             return folder
+    if os.environ.get("DVC_ROOT"):  # last: a queued `dvc exp run` inherits the workspace's DVC_ROOT
+        return Path(os.environ["DVC_ROOT"]).resolve()
     raise FileNotFoundError(
         f"no nopeek-repro checkout at or above {here}: expected dvc.yaml and params.yaml; "
         "run from inside the repository or set NOPEEK_ROOT"

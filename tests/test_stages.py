@@ -88,3 +88,18 @@ def test_find_root(tmp_path, monkeypatch):
     monkeypatch.chdir("/")
     with pytest.raises(FileNotFoundError, match="no nopeek-repro checkout"):
         paths.find_root()
+
+
+def test_find_root_prefers_the_stage_folder_to_dvc_root(tmp_path, monkeypatch):
+    """A queued `dvc exp run` runs each stage in a copy while DVC_ROOT names the workspace: the copy wins."""
+    monkeypatch.delenv("NOPEEK_ROOT")
+    workspace, copy = tmp_path / "workspace", tmp_path / "workspace" / ".dvc" / "tmp" / "exps" / "tmpabc"
+    for folder in (workspace, copy):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "dvc.yaml").write_text("")
+        (folder / "params.yaml").write_text("")
+    monkeypatch.setenv("DVC_ROOT", str(workspace))
+    monkeypatch.chdir(copy)
+    assert paths.find_root() == copy
+    monkeypatch.chdir("/")
+    assert paths.find_root() == workspace  # outside any checkout: DVC's root, the last resort
