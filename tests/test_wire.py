@@ -225,3 +225,113 @@ def test_torchrun_runs_the_cli_and_prints_the_table(root):
     z = dict(zip(header.split(), row))
     assert int(z["steps"]) == 3 and int(z["z_bytes"]) == 96 * 32 * 7 * 7 * 4 and int(z["header_bytes"]) == 3 * 64
     assert "reports after training: 88 bytes from 1 client(s)" in proc.stdout
+
+
+# ---- two clients against an in-process reference of the same schedule -------------------------
+
+
+class _Rng:
+    """Each wire party is its own process with its own global torch RNG (the server's dropout draws from
+    it): the reference keeps one RNG state per party and swaps it in around that party's work."""
+
+    def __init__(self, states):
+        self.states = states
+
+    def run(self, rank, fn, *args, **kw):
+        torch.set_rng_state(self.states[rank])
+        try:
+            return fn(*args, **kw)
+        finally:
+            self.states[rank] = torch.get_rng_state()
+
+
+def _copy_weights(src, dst):
+    """A relay hand-over: the weights only, copied into the receiver's tensors (its optimiser stays its own)."""
+    with torch.no_grad():
+        for name, t in dst.net.state_dict().items():
+            t.copy_(src.net.state_dict()[name])
+
+
+def _reference_run(split, spec, params, model, seed, clients, handover):
+    """The wire's K-client schedule in one process (wire.Party._setup, _serve and _train_client step for step)."""
+    parties, states = [], []
+    for rank in range(clients + 1):  # every process: seed, build its own pair, keep its own party
+        runtime.set_determinism(seed, params.threads)
+        client, server = train.make_parties(
+            spec,
+            model,
+            split,
+            params.lr,
+            params.alpha_task,
+            seed,
+            params.device,
+            "euclidean",
+            params.client_optimizer,
+            params.client_lr,
+        )
+        parties.append(server if rank == 0 else client)
+        states.append(torch.get_rng_state())
+    rng = _Rng(states)
+    server, cl = parties[0], parties[1:]
+    schedules = [
+        torch.optim.lr_scheduler.MultiStepLR(p.optimizer, milestones=list(params.lr_milestones), gamma=params.lr_gamma)
+        for p in parties
+    ]
+    n_train = len(split.y_train)
+    parts = wire.shards(n_train, clients)
+    order = torch.Generator().manual_seed(seed)
+    ramp_steps = params.alpha_ramp * wire.steps_per_epoch(n_train, clients, params.batch_size)
+    relay = handover == "relay" and clients > 1
+    turns = [(e, c) for e in range(1, params.epochs + 1) for c in range(1, clients + 1)]
+    step_no, history = 0, []
+    for epoch in range(1, params.epochs + 1):
+        ce_sum, steps, dcor_sums = 0.0, 0, [0.0] * clients
+        for c, turn in enumerate(wire.epoch_plan(parts, params.batch_size, order), 1):
+            client = cl[c - 1]
+            i = turns.index((epoch, c))
+            if relay and i > 0:
+                _copy_weights(cl[turns[i - 1][1] - 1], client)
+            for j, idx in enumerate(turn):
+                step_no += 1
+                rows = parts[c - 1][idx]
+                if ramp_steps > 0:
+                    client.alpha_dcor = spec.alpha_dcor * min(1.0, step_no / ramp_steps)
+                z = rng.run(c, client.forward, split.x_train[rows])
+                grad = rng.run(0, server.train_step, z, split.y_train[rows])
+                ce_sum += server.last.loss / params.alpha_task
+                steps += 1
+                st = rng.run(c, client.backward, grad, diagnose=j == len(turn) - 1)
+                dcor_sums[c - 1] += st.dcor
+        if relay and epoch == params.epochs:  # the last client's final weights to every other client
+            last = turns[-1][1]
+            for other in range(1, clients + 1):
+                if other != last:
+                    _copy_weights(cl[last - 1], cl[other - 1])
+        for s in schedules:
+            s.step()
+        history.append({"epoch": epoch, "train_ce": ce_sum / steps, "train_dcor": sum(dcor_sums) / steps})
+    return server, cl, history
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("handover", ["relay", "none"])
+def test_two_clients_match_an_in_process_reference(tiny_split, tmp_path, handover):
+    """K = 2 over the wire is bitwise the same schedule run in one process: weights of every party, per-epoch CE
+    and DCOR."""
+    spec = RunSpec("nopeek", alpha_dcor=3.0)
+    params = config.TrainParams(seeds=[0], epochs=2, batch_size=32, lr=1e-3, threads=1)
+    result = wire.run_local(
+        tiny_split, spec, params, MODEL, seed=1, clients=2, handover=handover, timeout=20, out=tmp_path, wait_s=180
+    )
+    server, clients, history = _reference_run(tiny_split, spec, params, MODEL, 1, 2, handover)
+    for name, t in server.net.state_dict().items():
+        assert torch.equal(t, result.server[name]), name
+    assert len(result.clients) == 2
+    for client, weights in zip(clients, result.clients):
+        for name, t in client.net.state_dict().items():
+            assert torch.equal(t, weights[name]), name
+    same = all(torch.equal(result.clients[0][k], result.clients[1][k]) for k in result.clients[0])
+    assert same == (handover == "relay")
+    assert result.history.epoch.tolist() == [1, 2]
+    assert result.history.train_ce.tolist() == [r["train_ce"] for r in history]  # bitwise
+    assert result.history.train_dcor.tolist() == [r["train_dcor"] for r in history]
