@@ -9,7 +9,8 @@ exit code 2 on a bad value, before any kernel starts; (2) builds the notebook's 
 Python values (lists and booleans stay lists and booleans); (3) reads the jupytext source
 ``notebooks/NN_name.py``; (4) executes it with papermill in the project's Jupyter kernel,
 writing ``results/notebooks/STAGE[-ITEM].ipynb`` without run-to-run timing metadata; (5) if the
-notebook fails, removes the stage's half-written outputs and exits 1 with the notebook's error.
+notebook fails, removes the stage's half-written outputs and exits 1 with the notebook's error; the same
+when it is interrupted or ``dvc`` goes away (:mod:`nopeek_repro.supervise`; exit 130).
 
 ``python -m nopeek_repro.pipeline publish-notebooks`` (the last DVC stage) copies one executed
 notebook per source to ``notebooks/NN_name.ipynb``: the default run's real outputs, what readers
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import paths
+from . import paths, supervise
 from .config import Params, ParamsError, load
 from .datasets import DataError
 from .defences import RunSpec, all_runs
@@ -402,16 +403,21 @@ def run_stage(stage: str, item: str | None = None, root: Path | None = None) -> 
         remove_stale_runs(layout, runs_of(params))
     try:
         execute(notebook_source(spec.notebook, root), output, parameters, cwd=root)
+        if supervise.stop_requested():  # the kernel ignored the interrupt (between cells) and finished
+            raise KeyboardInterrupt
     except BaseException as err:
         outputs = spec.outputs(layout, params, item)
-        for out in outputs:
-            if out.is_dir():
-                shutil.rmtree(out, ignore_errors=True)
-            elif out.exists():
-                out.unlink()
-        if output.exists():
-            output.unlink()
-        restored = _git_restore(outputs, root)
+        with supervise.held():
+            if supervise.stop_requested():
+                supervise.end_children()  # a kernel that papermill did not get to shut down
+            for out in outputs:
+                if out.is_dir():
+                    shutil.rmtree(out, ignore_errors=True)
+                elif out.exists():
+                    out.unlink()
+            if output.exists():
+                output.unlink()
+            restored = _git_restore(outputs, root)
         name = stage if item is None else f"{stage}@{item}"
         if stage.startswith("study"):
             name = f"study/dvc.yaml:{name}"
@@ -519,53 +525,6 @@ def _clean_reference(nb_path: Path) -> None:
     nbformat.write(nb, nb_path)
 
 
-def _children() -> list[int]:
-    """The process ids whose parent is this process (Linux /proc; empty elsewhere)."""
-    import os
-
-    me, kids = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == me:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-def _end_with_parent() -> None:
-    """End this stage runner (and, through its clean-up, the notebook's kernel) when its parent ends: the
-    kernel asks Linux for SIGTERM on its parent's death (``prctl PR_SET_PDEATHSIG``), and SIGTERM becomes
-    KeyboardInterrupt, so a ``kill -9`` of ``dvc`` leaves no runner writing outputs behind it."""
-    import ctypes
-    import os
-    import signal
-
-    asked: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        """First signal: interrupt the kernel's running cell (papermill then ends it cleanly, as after a
-        notebook error); a second one, or no kernel yet: stop here at once."""
-        kids = _children()
-        if kids and not asked:
-            asked.append(signum)
-            for pid in kids:
-                os.kill(pid, signal.SIGINT)
-            return
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-        if os.getppid() == 1:  # the parent died before the call
-            raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nopeek_repro.pipeline", description=__doc__.splitlines()[0])
     ap.add_argument("stage", help=f"one of: {', '.join(STAGES)}; or publish-notebooks, refresh-notebooks, estimate")
@@ -599,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
                 where = "GPU" if params.train.device != "cpu" else "CPU"
                 print(f"estimated {what} on this machine's {where}")
         else:
-            _end_with_parent()
+            supervise.end_with_owner()
             print(run_stage(args.stage, args.item))
     except (ParamsError, FileNotFoundError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
